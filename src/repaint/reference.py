@@ -1,0 +1,219 @@
+"""`repaint run --conf CONF.yml`: the reference's `test.py`, end to end.
+
+Reads a reference-format config, builds the guided-diffusion model (and classifier), lists
+the `data.eval` images and masks, inpaints them batch by batch and writes the reference's
+four output folders. With a seed, all randomness comes from one generator in the
+reference's order (random class labels of a batch, then that batch's RePaint draws), which
+is what reproduces the golden vectors.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from repaint.config import load_reference_config
+from repaint.device import make_generator, new_seed, resolve_device
+from repaint.diffusion import GaussianDiffusion
+from repaint.errors import RepaintError
+from repaint.io import center_crop_resize, list_images, read_image, to_uint8, write_image
+from repaint.networks import (
+    NUM_CLASSES,
+    CheckpointMismatchError,
+    classifier_from_config,
+    load_state_dict_strict,
+    unet_from_config,
+)
+from repaint.sampler import Denoiser, Guidance, classifier_guidance, repaint
+from repaint.schedule import JumpSchedule
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One input of `data.eval`: its output name, image in [-1, 1] and keep-mask in [0, 1]."""
+
+    name: str
+    image: Tensor  # (3, H, W)
+    keep_mask: Tensor  # (3, H, W), RGB like the reference reads it
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    images: int
+    seed: int
+    model_evaluations: int
+    seconds: float
+    output_folders: dict[str, Path]
+
+
+def load_eval_items(entry: dict[str, Any], image_size: int) -> list[EvalItem]:
+    """Images and masks sorted by path and paired by position, as the reference does."""
+    gt_dir = Path(entry["gt_path"]).expanduser()
+    mask_dir = Path(entry["mask_path"]).expanduser()
+    image_paths, mask_paths = list_images(gt_dir), list_images(mask_dir)
+    if len(image_paths) != len(mask_paths):
+        raise RepaintError(
+            f"{gt_dir} holds {len(image_paths)} images but {mask_dir} holds "
+            f"{len(mask_paths)} masks; they are paired by sorted position, so the counts must match"
+        )
+    offset = entry["offset"]
+    end = None if entry["max_len"] is None else offset + entry["max_len"]
+    pairs = list(zip(image_paths, mask_paths))[offset:end]
+    if not pairs:
+        raise RepaintError(f"{gt_dir}: no images to inpaint (after offset={offset})")
+
+    items = []
+    for image_path, mask_path in pairs:
+        image = center_crop_resize(read_image(image_path), image_size)
+        mask = center_crop_resize(read_image(mask_path), image_size)
+        items.append(
+            EvalItem(
+                name=image_path.stem,
+                image=torch.from_numpy(image.astype(np.float32) / 127.5 - 1).permute(2, 0, 1),
+                keep_mask=torch.from_numpy(mask.astype(np.float32) / 255.0).permute(2, 0, 1),
+            )
+        )
+    return items
+
+
+def load_weights(module: torch.nn.Module, path: Path, key: str) -> None:
+    """Strictly load a checkpoint, turning every failure into a one-line RepaintError."""
+    try:
+        load_state_dict_strict(module, path)
+    except FileNotFoundError:
+        raise RepaintError(f"{path}: checkpoint not found (config key {key})") from None
+    except CheckpointMismatchError as error:
+        details = [line.strip() for line in str(error).splitlines()[1:]]
+        likely = next((line for line in details if line.startswith("likely")), "")
+        raise RepaintError(
+            f"{path}: checkpoint does not fit the architecture the config describes; "
+            f"{likely}; fix the config's model keys"
+        ) from None
+    except ValueError as error:
+        raise RepaintError(f"{path}: not a usable checkpoint ({error})".splitlines()[0]) from None
+
+
+def build_model(
+    conf: dict[str, Any], device: torch.device
+) -> tuple[Denoiser, GaussianDiffusion, Guidance | None]:
+    """The denoiser, respaced diffusion and optional classifier guidance of a config."""
+    use_fp16 = bool(conf["use_fp16"]) and device.type == "cuda"
+    unet = unet_from_config(conf, dtype=torch.float16 if use_fp16 else None)
+    load_weights(unet, Path(conf["model_path"]).expanduser(), "model_path")
+    unet.to(device).eval()
+    class_cond = bool(conf["class_cond"])
+
+    def denoiser(x: Tensor, timesteps: Tensor, labels: Tensor | None) -> Tensor:
+        return unet(x, timesteps, labels if class_cond else None)
+
+    diffusion = GaussianDiffusion.from_config(
+        steps=conf["diffusion_steps"],
+        noise_schedule=conf["noise_schedule"],
+        timestep_respacing=conf["timestep_respacing"],
+        learn_sigma=conf["learn_sigma"],
+        predict_xstart=conf["predict_xstart"],
+    )
+    guidance = None
+    if conf["classifier_scale"] > 0 and conf["classifier_path"]:
+        use_fp16 = bool(conf["classifier_use_fp16"]) and device.type == "cuda"
+        classifier = classifier_from_config(conf, dtype=torch.float16 if use_fp16 else None)
+        load_weights(classifier, Path(conf["classifier_path"]).expanduser(), "classifier_path")
+        classifier.to(device).eval()
+        guidance = classifier_guidance(classifier, float(conf["classifier_scale"]))
+    return denoiser, diffusion, guidance
+
+
+def run_config(
+    conf_path: str | Path,
+    *,
+    seed: int | None = None,
+    device: str = "auto",
+    progress: bool | None = None,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+) -> RunSummary:
+    """Run a reference config end to end and write its four output folders."""
+    conf = load_reference_config(conf_path)
+    (entry,) = conf["data"]["eval"].values()
+    schedule = JumpSchedule.from_params(conf["schedule_jump_params"])
+    items = load_eval_items(entry, conf["image_size"])
+    torch_device = resolve_device(device)
+    denoiser, diffusion, guidance = build_model(conf, torch_device)
+    cond_y = conf["cond_y"]
+    if cond_y is not None and not 0 <= int(cond_y) < NUM_CLASSES:
+        raise RepaintError(f"{conf_path}: cond_y must be a class id in [0, {NUM_CLASSES})")
+
+    # Labels matter only to a class-conditional model or a classifier; only then are random
+    # ones drawn (from the run's generator, before the batch's x_T).
+    needs_labels = bool(conf["class_cond"]) or guidance is not None
+    seed = new_seed() if seed is None else seed
+    generator = make_generator(seed, torch_device)
+    batch_size = entry["batch_size"]
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    if entry["drop_last"] and len(batches[-1]) < batch_size and len(batches) > 1:
+        batches.pop()
+    folders = {key: Path(entry["paths"][key]).expanduser() for key in entry["paths"] if key in OUTPUTS}
+    total = schedule.reverse_steps * len(batches)
+    log(f"{conf.get('name') or Path(conf_path).stem}: {sum(map(len, batches))} images, "
+        f"{schedule.reverse_steps} model evaluations each, seed {seed}, {torch_device}")
+
+    started = time.perf_counter()
+    show = sys.stderr.isatty() if progress is None else progress
+    with tqdm(total=total, unit="eval", disable=not show, dynamic_ncols=True) as bar:
+        for batch in batches:
+            image = torch.stack([item.image for item in batch]).to(torch_device)
+            keep_mask = torch.stack([item.keep_mask for item in batch]).to(torch_device)
+            labels = None
+            if cond_y is not None:
+                labels = torch.full((len(batch),), int(cond_y), device=torch_device)
+            elif needs_labels:
+                labels = torch.randint(
+                    0, NUM_CLASSES, (len(batch),), generator=generator, device=torch_device
+                )
+            sample = repaint(
+                denoiser,
+                diffusion,
+                image,
+                keep_mask,
+                schedule,
+                generator=generator,
+                labels=labels,
+                guidance=guidance,
+                clip_denoised=bool(conf["clip_denoised"]),
+                raw=True,
+                callback=lambda step: bar.update(1),
+            )
+            _write_outputs(folders, [item.name for item in batch], image, keep_mask, sample)
+    return RunSummary(
+        images=sum(map(len, batches)),
+        seed=seed,
+        model_evaluations=total,
+        seconds=time.perf_counter() - started,
+        output_folders=folders,
+    )
+
+
+OUTPUTS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
+    "srs": lambda image, keep, sample: sample,  # the raw sample, as the reference writes it
+    "lrs": lambda image, keep, sample: image * keep + -1 * torch.ones_like(image) * (1 - keep),
+    "gts": lambda image, keep, sample: image,
+    "gt_keep_masks": lambda image, keep, sample: keep * 2 - 1,
+}
+"""The reference's output folders (config `paths` keys) and what each holds."""
+
+
+def _write_outputs(
+    folders: dict[str, Path], names: list[str], image: Tensor, keep: Tensor, sample: Tensor
+) -> None:
+    for key, folder in folders.items():
+        pixels = to_uint8(OUTPUTS[key](image, keep, sample))
+        for name, array in zip(names, pixels):
+            write_image(array, folder / f"{name}.png")

@@ -1,0 +1,154 @@
+"""The RePaint loop (Lugmayr et al., CVPR 2022, Algorithm 1), in one place.
+
+Every reverse step first replaces the known region of its input by the ground truth noised
+to the step's level, then takes one ancestral DDPM step over the whole image. Every forward
+step re-noises the current sample by one level, so that the next reverse steps can
+harmonise the generated region with the known one. All randomness comes from one
+`torch.Generator`, in the reference's order: `x_T`; then per reverse step the posterior
+noise followed by the known-region noise; one draw per forward step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from repaint.diffusion import GaussianDiffusion, p_mean_variance, q_sample, q_step
+from repaint.errors import RepaintError
+from repaint.schedule import JumpSchedule
+
+Denoiser = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+"""(x_t, original diffusion step per sample, class labels or None) -> the network output:
+epsilon (or x0) channels, then the variance channels of learned-variance models."""
+
+Guidance = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+"""(x_t, original diffusion step per sample, class labels) -> scaled grad of log p(y | x_t)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a callback sees after each reverse step."""
+
+    index: int  # 0-based count of reverse steps (model evaluations) so far
+    total: int  # model evaluations in the whole run
+    t: int  # the respaced level this step started from
+    x: Tensor  # the sample after the step (level t - 1)
+    pred_x0: Tensor  # the (clipped) prediction of the clean image
+
+
+class SamplingError(RepaintError):
+    """The sample stopped being finite (NaN or inf), usually from a broken checkpoint."""
+
+
+def repaint(
+    denoiser: Denoiser,
+    diffusion: GaussianDiffusion,
+    image: Tensor,
+    keep_mask: Tensor,
+    schedule: JumpSchedule | Sequence[int],
+    *,
+    generator: torch.Generator,
+    labels: Tensor | None = None,
+    guidance: Guidance | None = None,
+    clip_denoised: bool = True,
+    raw: bool = False,
+    callback: Callable[[Step], None] | None = None,
+) -> Tensor:
+    """Inpaint `image` where `keep_mask` is 0 and return the sample, in [-1, 1].
+
+    `image` is (N, C, H, W) in [-1, 1]; `keep_mask` broadcasts to it with 1 = known. The
+    schedule's levels index `diffusion` (respaced to at least `t_T` steps). With `raw` the
+    reference's output is returned as is; otherwise the known pixels are pasted back exactly.
+    """
+    times = schedule.times() if isinstance(schedule, JumpSchedule) else list(schedule)
+    if max(times) >= diffusion.num_timesteps:
+        raise RepaintError(
+            f"the schedule reaches level {max(times)} but the diffusion has only "
+            f"{diffusion.num_timesteps} steps: respace it to at least t_T={max(times) + 1}"
+        )
+    device = image.device
+    tables = diffusion.tables(device)
+    keep_mask = keep_mask.to(device=device, dtype=image.dtype)
+    transitions = list(zip(times, times[1:]))
+    total = sum(1 for t, t_next in transitions if t_next < t)
+
+    def randn() -> Tensor:
+        return torch.randn(image.shape, generator=generator, device=generator.device).to(device)
+
+    x = randn()
+    pred_x0 = x
+    first_bad_step = torch.full((), -1, device=device)
+    index = 0
+    with torch.no_grad():
+        for t, t_next in transitions:
+            if t_next > t:
+                x = q_step(tables, x, t_next, randn())
+                continue
+            posterior_noise = randn()
+            if index > 0:  # as in the reference, the very first step starts from pure noise
+                known = q_sample(tables, image, t, randn())
+                x = keep_mask * known + (1 - keep_mask) * x
+            x, pred_x0 = _reverse_step(
+                denoiser, diffusion, tables, x, t, posterior_noise, labels, guidance, clip_denoised
+            )
+            bad = ~torch.isfinite(x).all()
+            first_bad_step = torch.where(bad & (first_bad_step < 0), index, first_bad_step)
+            if callback is not None:
+                callback(Step(index=index, total=total, t=t, x=x, pred_x0=pred_x0))
+            index += 1
+
+    if int(first_bad_step) >= 0:
+        bad_step = int(first_bad_step)
+        bad_t = [t for t, t_next in transitions if t_next < t][bad_step]
+        raise SamplingError(
+            f"the sample became NaN/inf at model evaluation {bad_step + 1} of {total} "
+            f"(t={bad_t}); the checkpoint or its config is probably wrong"
+        )
+    if raw:
+        return x
+    return torch.where(keep_mask.expand_as(x) > 0.5, image, x)
+
+
+def _reverse_step(
+    denoiser: Denoiser,
+    diffusion: GaussianDiffusion,
+    tables,
+    x: Tensor,
+    t: int,
+    noise: Tensor,
+    labels: Tensor | None,
+    guidance: Guidance | None,
+    clip_denoised: bool,
+) -> tuple[Tensor, Tensor]:
+    """One ancestral step x_t -> x_{t-1}, optionally shifted by classifier guidance."""
+    timesteps = tables.timestep_map[t].expand(x.shape[0])
+    posterior = p_mean_variance(
+        diffusion, tables, denoiser(x, timesteps, labels), x, t, clip_denoised
+    )
+    mean = posterior.mean
+    if guidance is not None:
+        # Sohl-Dickstein et al.: shift the mean by variance * grad log p(y | x_t).
+        mean = mean + torch.exp(posterior.log_variance) * guidance(x, timesteps, labels).float()
+    if t == 0:
+        return mean, posterior.pred_x0
+    return mean + torch.exp(0.5 * posterior.log_variance) * noise, posterior.pred_x0
+
+
+def classifier_guidance(
+    classifier: Callable[[Tensor, Tensor], Tensor], scale: float
+) -> Guidance:
+    """Guidance by a noisy-image classifier: `scale * grad_x log softmax(classifier(x, t))[y]`."""
+
+    def gradient(x: Tensor, timesteps: Tensor, labels: Tensor | None) -> Tensor:
+        if labels is None:
+            raise RepaintError("classifier guidance needs class labels (set cond_y or --class)")
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            log_probs = torch.log_softmax(classifier(x_in, timesteps).float(), dim=-1)
+            selected = log_probs[torch.arange(len(labels), device=x.device), labels]
+            return torch.autograd.grad(selected.sum(), x_in)[0] * scale
+
+    return gradient

@@ -1,0 +1,152 @@
+"""RePaint's time schedule: when to denoise, and when to jump back up the chain.
+
+The schedule is a list of respaced time levels starting at `t_T - 1` and ending at `-1`,
+each entry one step away from the previous. Going down from `a` to `a - 1` is one reverse
+(model) step at `t = a`; going up from `a` to `a + 1` is one forward "undo" step that
+re-noises into level `a + 1`. The parameters and the resulting list are those of the
+reference's `get_schedule_jump`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from repaint.errors import RepaintError
+
+NEVER = 100_000_000  # the reference's "resampling from the start" sentinel
+
+
+@dataclass(frozen=True)
+class JumpSchedule:
+    """RePaint's resampling schedule (reference names and defaults).
+
+    `jump_length` forward steps are taken every `jump_length` reverse steps, and each such
+    segment is denoised `jump_n_sample` times in all. `jump2_*` and `jump3_*` nest shorter
+    jumps inside each segment; `n_sample` repeats every single reverse step; resampling only
+    happens at levels `t <= start_resampling`.
+    """
+
+    t_T: int = 250
+    n_sample: int = 1
+    jump_length: int = 10
+    jump_n_sample: int = 10
+    jump2_length: int = 1
+    jump2_n_sample: int = 1
+    jump3_length: int = 1
+    jump3_n_sample: int = 1
+    start_resampling: int = NEVER
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise RepaintError(
+                    f"schedule_jump_params.{field.name}: expected an integer, got {value!r}"
+                )
+            minimum = 0 if field.name == "start_resampling" else 1
+            if value < minimum:
+                raise RepaintError(
+                    f"schedule_jump_params.{field.name}: must be >= {minimum}, got {value}"
+                )
+
+    @classmethod
+    def from_params(cls, params: dict) -> JumpSchedule:
+        """Build from a reference `schedule_jump_params` mapping, rejecting unknown keys."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise RepaintError(
+                f"schedule_jump_params: unknown key(s) {', '.join(unknown)}; "
+                f"known keys are {', '.join(sorted(known))}"
+            )
+        if "t_T" not in params:
+            raise RepaintError("schedule_jump_params.t_T: required key is missing")
+        return cls(**params)
+
+    def params(self) -> dict[str, int]:
+        return asdict(self)
+
+    def times(self) -> list[int]:
+        """The time list, exactly as the reference's `get_schedule_jump` yields it."""
+        t_T, start = self.t_T, self.start_resampling
+        # Outermost first; a jump at one level re-arms every level nested inside it.
+        levels = [
+            (self.jump_length, self.jump_n_sample),
+            (self.jump2_length, self.jump2_n_sample),
+            (self.jump3_length, self.jump3_n_sample),
+        ]
+
+        def armed(length: int, n_sample: int) -> dict[int, int]:
+            """Remaining extra passes for each segment end `0, length, 2*length, ...`."""
+            return {j: n_sample - 1 for j in range(0, t_T - length, length)}
+
+        remaining = [armed(*level) for level in levels]
+        times: list[int] = []
+        t = t_T
+        while t >= 1:
+            t -= 1
+            times.append(t)
+            if t + 1 < t_T - 1 and t <= start:
+                for _ in range(self.n_sample - 1):
+                    times += [t + 1, t]
+            for depth in reversed(range(len(levels))):
+                length = levels[depth][0]
+                if remaining[depth].get(t, 0) > 0 and t <= start - length:
+                    remaining[depth][t] -= 1
+                    times += range(t + 1, t + length + 1)
+                    t += length
+                    for inner in range(depth + 1, len(levels)):
+                        remaining[inner] = armed(*levels[inner])
+        times.append(-1)
+        self._check(times)
+        return times
+
+    def _check(self, times: list[int]) -> None:
+        steps_ok = all(abs(a - b) == 1 for a, b in zip(times, times[1:]))
+        range_ok = all(-1 <= t <= self.t_T for t in times)
+        if len(times) < 2 or times[0] <= times[1] or times[-1] != -1 or not (steps_ok and range_ok):
+            raise RepaintError(
+                f"schedule_jump_params {self.params()} give no valid time list; "
+                "check that the jump lengths fit within t_T"
+            )
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """Consecutive (t, next t) transitions: reverse when next < t, forward otherwise."""
+        times = self.times()
+        return list(zip(times, times[1:]))
+
+    @property
+    def reverse_steps(self) -> int:
+        """Model evaluations per image."""
+        return sum(1 for a, b in self.pairs() if b < a)
+
+    @property
+    def forward_steps(self) -> int:
+        return sum(1 for a, b in self.pairs() if b > a)
+
+    def summary(self) -> str:
+        """A short human description: cost first, then the shape of the schedule."""
+        reverse, forward = self.reverse_steps, self.forward_steps
+        lines = [
+            f"{reverse} model evaluations per image "
+            f"({self.t_T} denoising levels, {reverse - self.t_T} of them repeated by resampling)",
+            f"{forward} forward (re-noising) steps, {reverse + forward} transitions in all",
+        ]
+        if self.jump_n_sample > 1 and self.jump_length < self.t_T:
+            lines.append(
+                f"every {self.jump_length} steps: jump back {self.jump_length} levels, "
+                f"each segment denoised {self.jump_n_sample} times"
+            )
+        for depth, (length, n_sample) in enumerate(
+            [(self.jump2_length, self.jump2_n_sample), (self.jump3_length, self.jump3_n_sample)],
+            start=2,
+        ):
+            if n_sample > 1:
+                lines.append(f"nested jumps (level {depth}): {length} levels, {n_sample} times")
+        if self.n_sample > 1:
+            lines.append(f"every step repeated {self.n_sample} times (n_sample)")
+        if self.start_resampling < NEVER:
+            lines.append(f"resampling only at t <= {self.start_resampling}")
+        if reverse == self.t_T:
+            lines.append("no resampling: plain ancestral sampling with known-region injection")
+        return "\n".join(lines)
