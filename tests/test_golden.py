@@ -66,12 +66,12 @@ def test_library_reproduces_every_reverse_step(case):
     assert len(samples) == len(golden["reverse_samples"]) == schedule.reverse_steps
     errors = [
         float((ours - torch.from_numpy(theirs)).abs().max())
-        for ours, theirs in zip(samples, golden["reverse_samples"])
+        for ours, theirs in zip(samples, golden["reverse_samples"], strict=True)
     ]
     assert max(errors) < tolerance, f"worst step {int(np.argmax(errors))}: {max(errors)}"
     pred_errors = [
         float((ours - torch.from_numpy(theirs)).abs().max())
-        for ours, theirs in zip(predictions, golden["reverse_pred_xstart"])
+        for ours, theirs in zip(predictions, golden["reverse_pred_xstart"], strict=True)
     ]
     assert max(pred_errors) < tolerance
     assert float((final - torch.from_numpy(golden["final_sample"])).abs().max()) < tolerance
@@ -103,8 +103,18 @@ def test_cli_writes_the_reference_output(case, tmp_path):
     work = tmp_path / name
     shutil.copytree(folder, work)
     result = subprocess.run(
-        [sys.executable, "-m", "repaint", "run", "--conf", "conf.yml"]
-        + ["--seed", str(int(golden["seed"])), "--device", "cpu"],
+        [
+            sys.executable,
+            "-m",
+            "repaint",
+            "run",
+            "--conf",
+            "conf.yml",
+            "--seed",
+            str(int(golden["seed"])),
+            "--device",
+            "cpu",
+        ],
         cwd=work,
         capture_output=True,
         text=True,

@@ -31,7 +31,8 @@ from repaint.networks import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(os.environ.get("REPAINT_GOLDEN", REPO_ROOT.parent / "shared" / "golden"))
 
-# The architecture of celeba256_250000.pt, places256_300000.pt and (class_cond) 256x256_diffusion.pt.
+# The architecture of celeba256_250000.pt, places256_300000.pt and 256x256_diffusion.pt
+# (the last one with class_cond).
 PUBLISHED_UNET: dict[str, Any] = dict(
     image_size=256,
     num_channels=256,
@@ -261,6 +262,17 @@ def test_classifier_mismatch_diagnosis(override: dict[str, Any], suspect: str) -
     assert suspect in info.value.suspects
 
 
+def test_mismatch_detects_swapped_checkpoints() -> None:
+    classifier_state = create_classifier(**TINY_CLASSIFIER).state_dict()
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_state_dict_strict(create_unet(**{**TINY_UNET, "image_size": 64}), classifier_state)
+    assert info.value.suspects == ("model_path",)
+    unet_state = create_unet(**TINY_UNET).state_dict()
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_state_dict_strict(create_classifier(**TINY_CLASSIFIER), unet_state)
+    assert info.value.suspects == ("classifier_path",)
+
+
 def test_mismatch_message_truncates_key_lists() -> None:
     state = create_unet(**TINY_UNET).state_dict()
     with pytest.raises(CheckpointMismatchError) as info:
@@ -272,18 +284,18 @@ def test_mismatch_message_truncates_key_lists() -> None:
 
 def test_missing_checkpoint_names_path(tmp_path: Path) -> None:
     path = tmp_path / "nowhere" / "celeba256_250000.pt"
-    with pytest.raises(FileNotFoundError, match="celeba256_250000.pt"):
+    with pytest.raises(FileNotFoundError, match=r"celeba256_250000\.pt"):
         load_state_dict_strict(create_unet(**TINY_UNET), path)
 
 
 def test_non_checkpoint_file_names_path(tmp_path: Path) -> None:
     text = tmp_path / "notes.pt"
     text.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="notes.pt"):
+    with pytest.raises(ValueError, match=r"notes\.pt"):
         read_state_dict(text)
     not_a_state_dict = tmp_path / "list.pt"
     torch.save([1, 2, 3], not_a_state_dict)
-    with pytest.raises(ValueError, match="list.pt.*not a state dict"):
+    with pytest.raises(ValueError, match=r"list\.pt.*not a state dict"):
         read_state_dict(not_a_state_dict)
 
 
@@ -293,7 +305,9 @@ def test_safetensors_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "model.safetensors"
     safetensors_torch.save_file(source.state_dict(), path)
     target = load_state_dict_strict(create_unet(**TINY_UNET), path)
-    assert all(torch.equal(a, b) for a, b in zip(source.parameters(), target.parameters()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(source.parameters(), target.parameters(), strict=True)
+    )
 
 
 def naive_attention(qkv: Tensor, heads: int, legacy: bool) -> Tensor:

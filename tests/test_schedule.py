@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import pytest
@@ -21,7 +22,7 @@ def test_paper_schedule_costs_2410_evaluations():
     times = schedule.times()
     assert times[0] == 249 and times[-1] == -1
     assert schedule.reverse_steps == 2410
-    assert all(abs(a - b) == 1 for a, b in zip(times, times[1:]))
+    assert all(abs(a - b) == 1 for a, b in itertools.pairwise(times))
 
 
 def test_no_resampling_is_a_plain_countdown():

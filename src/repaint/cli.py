@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"repaint: warning: {message}", file=sys.stderr)
 
 

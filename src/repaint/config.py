@@ -145,7 +145,7 @@ def _check_eval(path: Path, data: Any) -> dict[str, Any]:
     entries = data.get("eval") if isinstance(data, dict) else None
     if not isinstance(entries, dict) or len(entries) != 1:
         raise RepaintError(f"{path}: data.eval must hold exactly one dataset entry")
-    (name, entry), = entries.items()
+    ((name, entry),) = entries.items()
     prefix = f"data.eval.{name}"
     if not isinstance(entry, dict):
         raise RepaintError(f"{path}: {prefix} must be a mapping")

@@ -157,7 +157,9 @@ class GaussianDiffusion:
             raise RepaintError("betas must be a 1-D array with values in (0, 1]")
         self.betas = betas
         self.num_timesteps = len(betas)
-        self.timestep_map = list(timestep_map) if timestep_map is not None else list(range(len(betas)))
+        self.timestep_map = (
+            list(timestep_map) if timestep_map is not None else list(range(len(betas)))
+        )
         self.mean_type = mean_type
         self.variance_type = variance_type
 
@@ -201,6 +203,11 @@ class GaussianDiffusion:
     ) -> GaussianDiffusion:
         """Build a respaced process from guided-diffusion's hyper-parameters."""
         base = named_betas(noise_schedule, steps)
+        if not ((base > 0) & (base <= 1)).all():
+            raise RepaintError(
+                f"diffusion_steps: {steps} steps of the {noise_schedule} schedule give betas "
+                "outside (0, 1]; use more steps (the published models use 1000)"
+            )
         kept = set(space_timesteps(steps, timestep_respacing or str(steps)))
         # Respacing keeps alpha_bar at the kept steps and derives the betas between them.
         alphas_cumprod = np.cumprod(1.0 - base)
@@ -288,7 +295,8 @@ def p_mean_variance(
 
     if diffusion.mean_type is MeanType.EPSILON:
         pred_x0 = (
-            tables.sqrt_recip_alphas_cumprod[t] * x - tables.sqrt_recipm1_alphas_cumprod[t] * prediction
+            tables.sqrt_recip_alphas_cumprod[t] * x
+            - tables.sqrt_recipm1_alphas_cumprod[t] * prediction
         )
     else:
         pred_x0 = prediction

@@ -67,7 +67,7 @@ def load_eval_items(entry: dict[str, Any], image_size: int) -> list[EvalItem]:
         )
     offset = entry["offset"]
     end = None if entry["max_len"] is None else offset + entry["max_len"]
-    pairs = list(zip(image_paths, mask_paths))[offset:end]
+    pairs = list(zip(image_paths, mask_paths, strict=True))[offset:end]
     if not pairs:
         raise RepaintError(f"{gt_dir}: no images to inpaint (after offset={offset})")
 
@@ -107,7 +107,7 @@ def build_model(
 ) -> tuple[Denoiser, GaussianDiffusion, Guidance | None]:
     """The denoiser, respaced diffusion and optional classifier guidance of a config."""
     use_fp16 = bool(conf["use_fp16"]) and device.type == "cuda"
-    unet = unet_from_config(conf, dtype=torch.float16 if use_fp16 else None)
+    unet = unet_from_config(conf, dtype=torch.float16 if use_fp16 else torch.float32)
     load_weights(unet, Path(conf["model_path"]).expanduser(), "model_path")
     unet.to(device).eval()
     class_cond = bool(conf["class_cond"])
@@ -125,7 +125,9 @@ def build_model(
     guidance = None
     if conf["classifier_scale"] > 0 and conf["classifier_path"]:
         use_fp16 = bool(conf["classifier_use_fp16"]) and device.type == "cuda"
-        classifier = classifier_from_config(conf, dtype=torch.float16 if use_fp16 else None)
+        classifier = classifier_from_config(
+            conf, dtype=torch.float16 if use_fp16 else torch.float32
+        )
         load_weights(classifier, Path(conf["classifier_path"]).expanduser(), "classifier_path")
         classifier.to(device).eval()
         guidance = classifier_guidance(classifier, float(conf["classifier_scale"]))
@@ -160,10 +162,14 @@ def run_config(
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     if entry["drop_last"] and len(batches[-1]) < batch_size and len(batches) > 1:
         batches.pop()
-    folders = {key: Path(entry["paths"][key]).expanduser() for key in entry["paths"] if key in OUTPUTS}
+    folders = {
+        key: Path(entry["paths"][key]).expanduser() for key in entry["paths"] if key in OUTPUTS
+    }
     total = schedule.reverse_steps * len(batches)
-    log(f"{conf.get('name') or Path(conf_path).stem}: {sum(map(len, batches))} images, "
-        f"{schedule.reverse_steps} model evaluations each, seed {seed}, {torch_device}")
+    log(
+        f"{conf.get('name') or Path(conf_path).stem}: {sum(map(len, batches))} images, "
+        f"{schedule.reverse_steps} model evaluations each, seed {seed}, {torch_device}"
+    )
 
     started = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
@@ -215,5 +221,5 @@ def _write_outputs(
 ) -> None:
     for key, folder in folders.items():
         pixels = to_uint8(OUTPUTS[key](image, keep, sample))
-        for name, array in zip(names, pixels):
+        for name, array in zip(names, pixels, strict=True):
             write_image(array, folder / f"{name}.png")

@@ -10,6 +10,7 @@ noise followed by the known-region noise; one draw per forward step.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -72,7 +73,7 @@ def repaint(
     device = image.device
     tables = diffusion.tables(device)
     keep_mask = keep_mask.to(device=device, dtype=image.dtype)
-    transitions = list(zip(times, times[1:]))
+    transitions = list(itertools.pairwise(times))
     total = sum(1 for t, t_next in transitions if t_next < t)
 
     def randn() -> Tensor:
@@ -137,9 +138,7 @@ def _reverse_step(
     return mean + torch.exp(0.5 * posterior.log_variance) * noise, posterior.pred_x0
 
 
-def classifier_guidance(
-    classifier: Callable[[Tensor, Tensor], Tensor], scale: float
-) -> Guidance:
+def classifier_guidance(classifier: Callable[[Tensor, Tensor], Tensor], scale: float) -> Guidance:
     """Guidance by a noisy-image classifier: `scale * grad_x log softmax(classifier(x, t))[y]`."""
 
     def gradient(x: Tensor, timesteps: Tensor, labels: Tensor | None) -> Tensor:

@@ -9,6 +9,7 @@ reference's `get_schedule_jump`.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, fields
 
 from repaint.errors import RepaintError
@@ -102,7 +103,7 @@ class JumpSchedule:
         return times
 
     def _check(self, times: list[int]) -> None:
-        steps_ok = all(abs(a - b) == 1 for a, b in zip(times, times[1:]))
+        steps_ok = all(abs(a - b) == 1 for a, b in itertools.pairwise(times))
         range_ok = all(-1 <= t <= self.t_T for t in times)
         if len(times) < 2 or times[0] <= times[1] or times[-1] != -1 or not (steps_ok and range_ok):
             raise RepaintError(
@@ -113,7 +114,7 @@ class JumpSchedule:
     def pairs(self) -> list[tuple[int, int]]:
         """Consecutive (t, next t) transitions: reverse when next < t, forward otherwise."""
         times = self.times()
-        return list(zip(times, times[1:]))
+        return list(itertools.pairwise(times))
 
     @property
     def reverse_steps(self) -> int:

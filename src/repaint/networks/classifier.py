@@ -211,6 +211,7 @@ CLASSIFIER_CONFIG_KEYS = (
 )
 """Keys of a reference-format config that :func:`classifier_from_config` reads."""
 
+
 def classifier_from_config(
     conf: Mapping[str, Any], *, dtype: torch.dtype | None = None
 ) -> EncoderUNetModel:

@@ -293,7 +293,12 @@ class BlockFactory:
     use_new_attention_order: bool
 
     def res(
-        self, channels: int, out_channels: int | None = None, *, up: bool = False, down: bool = False
+        self,
+        channels: int,
+        out_channels: int | None = None,
+        *,
+        up: bool = False,
+        down: bool = False,
     ) -> ResBlock:
         return ResBlock(
             channels,
