@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(os.environ.get("REPAINT_GOLDEN", ROOT.parent / "shared" / "golden"))
@@ -20,3 +22,20 @@ def golden_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return GOLDEN
+
+
+@pytest.fixture
+def workdir(golden_dir, tmp_path) -> Path:
+    """A writable copy of the uncond32 golden folder with a very short schedule."""
+    work = tmp_path / "uncond32"
+    shutil.copytree(golden_dir / "uncond32", work)
+    edit_conf(work, schedule_jump_params={"t_T": 3, "jump_length": 1, "jump_n_sample": 1})
+    return work
+
+
+def edit_conf(work: Path, drop: tuple[str, ...] = (), **changes) -> None:
+    conf = yaml.safe_load((work / "conf.yml").read_text())
+    for key in drop:
+        conf.pop(key)
+    conf.update(changes)
+    (work / "conf.yml").write_text(yaml.safe_dump(conf))

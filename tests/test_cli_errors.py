@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from repaint.cli import main
+from tests.conftest import edit_conf
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -23,23 +24,6 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
     )
-
-
-@pytest.fixture
-def workdir(golden_dir, tmp_path) -> Path:
-    """A writable copy of the uncond32 golden folder with a very short schedule."""
-    work = tmp_path / "uncond32"
-    shutil.copytree(golden_dir / "uncond32", work)
-    edit_conf(work, schedule_jump_params={"t_T": 3, "jump_length": 1, "jump_n_sample": 1})
-    return work
-
-
-def edit_conf(work: Path, drop: tuple[str, ...] = (), **changes) -> None:
-    conf = yaml.safe_load((work / "conf.yml").read_text())
-    for key in drop:
-        conf.pop(key)
-    conf.update(changes)
-    (work / "conf.yml").write_text(yaml.safe_dump(conf))
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *words: str) -> None:
