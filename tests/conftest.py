@@ -39,3 +39,32 @@ def edit_conf(work: Path, drop: tuple[str, ...] = (), **changes) -> None:
         conf.pop(key)
     conf.update(changes)
     (work / "conf.yml").write_text(yaml.safe_dump(conf))
+
+
+TINY_CONFIG = {
+    "image_size": 32,
+    "num_channels": 32,
+    "num_res_blocks": 1,
+    "channel_mult": "1,2",
+    "attention_resolutions": "16",
+    "num_heads": 2,
+    "learn_sigma": True,
+    "use_scale_shift_norm": True,
+    "resblock_updown": True,
+    "diffusion_steps": 1000,
+}
+SHORT = {"t_T": 8, "jump_length": 3, "jump_n_sample": 2}  # 14 model evaluations
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A random-weight 32 px guided-diffusion checkpoint with a sidecar YAML config."""
+    import torch
+
+    from repaint.networks import unet_from_config
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    torch.save(unet_from_config(TINY_CONFIG).state_dict(), folder / "tiny.pt")
+    (folder / "tiny.yml").write_text(yaml.safe_dump(TINY_CONFIG))
+    return folder / "tiny.pt"

@@ -192,3 +192,27 @@ def test_schedule_longer_than_the_diffusion_is_refused():
             JumpSchedule(t_T=50),
             generator=torch.Generator(),
         )
+
+
+def test_per_image_generators_make_results_independent_of_the_batch():
+    images = torch.rand(3, 3, 8, 8) * 2 - 1
+    keep = half_mask(images.shape)
+
+    def denoiser(x, t, y):
+        return 0.3 * x
+
+    def run(batch, seeds):
+        return repaint(
+            denoiser,
+            DIFFUSION,
+            images[batch],
+            keep[batch],
+            SCHEDULE,
+            generator=[torch.Generator().manual_seed(s) for s in seeds],
+        )
+
+    together = run([0, 1, 2], [10, 11, 12])
+    alone = run([1], [11])
+    torch.testing.assert_close(together[1:2], alone, atol=1e-6, rtol=0)
+    with pytest.raises(Exception, match="2 generators for a batch of 3"):
+        run([0, 1, 2], [1, 2])

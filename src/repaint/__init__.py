@@ -9,15 +9,19 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 from repaint.diffusion import GaussianDiffusion
 from repaint.errors import RepaintError
+from repaint.pipeline import PRESETS, Inpainter, inpaint
 from repaint.sampler import Step, classifier_guidance, repaint
 from repaint.schedule import JumpSchedule
 
 __all__ = [
+    "PRESETS",
     "GaussianDiffusion",
+    "Inpainter",
     "JumpSchedule",
     "RepaintError",
     "Step",
     "__version__",
     "classifier_guidance",
+    "inpaint",
     "repaint",
 ]

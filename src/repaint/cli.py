@@ -8,17 +8,23 @@ import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import fields
+from pathlib import Path
 
 from repaint import __version__
 from repaint.errors import RepaintError
+from repaint.masks import MASK_KINDS
 from repaint.schedule import NEVER, JumpSchedule
 
 EXIT_USER_ERROR = 2
 
 
-def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags named after the reference's `schedule_jump_params` keys."""
-    group = parser.add_argument_group("jump schedule (reference schedule_jump_params)")
+def add_schedule_arguments(parser: argparse.ArgumentParser, *, over_preset: bool = False) -> None:
+    """Flags named after the reference's `schedule_jump_params` keys. With `over_preset`,
+    unset flags stay None so that a preset fills them."""
+    title = "jump schedule (reference schedule_jump_params)"
+    if over_preset:
+        title += "; each flag given overrides the preset's value"
+    group = parser.add_argument_group(title)
     defaults = {field.name: field.default for field in fields(JumpSchedule)}
     help_text = {
         "t_T": "number of denoising levels (the model is respaced to this many steps)",
@@ -32,15 +38,14 @@ def add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
         "start_resampling": "resample only at levels t <= this (default: everywhere)",
     }
     for name, default in defaults.items():
-        flag = "--" + name.replace("_", "-").replace("t-T", "t-T")
         shown = "everywhere" if default == NEVER else default
         group.add_argument(
-            flag,
+            "--" + name.replace("_", "-"),
             dest=name,
             type=int,
-            default=default,
+            default=None if over_preset else default,
             metavar="N",
-            help=f"{help_text[name]} (default: {shown})",
+            help=help_text[name] if over_preset else f"{help_text[name]} (default: {shown})",
         )
 
 
@@ -50,6 +55,11 @@ def schedule_from_args(args: argparse.Namespace) -> JumpSchedule:
 
 def cmd_schedule(args: argparse.Namespace) -> int:
     schedule = schedule_from_args(args)
+    if args.plot:
+        from repaint.outputs import plot_schedule
+
+        plot_schedule(schedule, Path(args.plot))
+        print(f"schedule plot written to {args.plot}", file=sys.stderr)
     if args.json:
         times = schedule.times()
         print(
@@ -120,8 +130,201 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help='print {"times": [...], "reverse_steps": N, "forward_steps": M}',
     )
+    schedule.add_argument("--plot", metavar="FILE.png", help="also plot t against the step")
     schedule.set_defaults(handler=cmd_schedule)
+
+    add_inpaint_parser(commands)
+
+    masks = commands.add_parser(
+        "masks",
+        help="generate the paper's mask kinds",
+        description="Write keep-masks (255 = keep, 0 = fill) of the six kinds of the RePaint "
+        "paper: thin (Narrow) and thick (Wide) LaMa masks, ev2li (alternating lines), nn2 "
+        "(super-resolve 2x), ex64 (expand: keep the centre quarter), genhalf (keep the left "
+        "half).",
+    )
+    masks.add_argument("--type", required=True, choices=MASK_KINDS, help="mask kind")
+    masks.add_argument("--size", type=int, default=256, help="side in pixels (default: 256)")
+    masks.add_argument("--count", type=int, default=1, help="how many (default: 1)")
+    masks.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    masks.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    masks.set_defaults(handler=cmd_masks)
+
+    models = commands.add_parser("models", help="list the known models")
+    models.set_defaults(handler=cmd_models)
+
+    download = commands.add_parser(
+        "download",
+        help="download a known model into the cache ($REPAINT_HOME)",
+        description="Download a registered checkpoint (and its classifier) with resume and a "
+        "SHA-256 check. The cache is $REPAINT_HOME, default ~/.cache/repaint.",
+    )
+    download.add_argument("name", help="a name from `repaint models`")
+    download.add_argument("--force", action="store_true", help="download again from scratch")
+    download.set_defaults(handler=cmd_download)
     return parser
+
+
+def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
+    from repaint.pipeline import DEFAULT_MODEL, DTYPES, PRESETS
+    from repaint.regions import FIT_MODES
+
+    presets = ", ".join(f"{name} ({s.reverse_steps} evaluations)" for name, s in PRESETS.items())
+    inpaint = commands.add_parser(
+        "inpaint",
+        help="inpaint your own images",
+        description="Inpaint an image (or a folder of images) where its mask says. Masks are "
+        "matched to images by file stem, or one mask file applies to all. Each output gets a "
+        "JSON sidecar that reproduces it (--from-sidecar).",
+    )
+    inpaint.add_argument("image", nargs="?", help="an image file or a folder of images")
+    inpaint.add_argument("--mask", help="a mask file or a folder of masks")
+    inpaint.add_argument("--out", type=Path, metavar="DIR", help="output folder")
+    inpaint.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"a name from `repaint models` or a checkpoint path (default: {DEFAULT_MODEL})",
+    )
+    inpaint.add_argument(
+        "--model-config", metavar="CONF.yml", help="reference-format config of a checkpoint path"
+    )
+    inpaint.add_argument("--preset", default="paper", choices=PRESETS, help=presets)
+    add_schedule_arguments(inpaint, over_preset=True)
+    inpaint.add_argument(
+        "--num-samples", type=int, default=1, help="samples per image, as one batch"
+    )
+    inpaint.add_argument("--seed", type=int, help="run seed (default: a fresh one, recorded)")
+    inpaint.add_argument(
+        "--mask-mode",
+        choices=("keep", "fill"),
+        default="keep",
+        help="keep: white = known (the reference's convention, default); fill: white = fill",
+    )
+    inpaint.add_argument(
+        "--grow", type=int, default=0, metavar="N", help="grow the fill area by N px"
+    )
+    inpaint.add_argument(
+        "--fit",
+        choices=FIT_MODES,
+        default="auto",
+        help="how images of another size meet the model: region (default for larger images: "
+        "inpaint around the holes), pad (default for smaller ones), resize, crop",
+    )
+    inpaint.add_argument(
+        "--mask-blur", type=int, default=0, metavar="N", help="feather the pasted edge over N px"
+    )
+    inpaint.add_argument("--class", dest="class_label", help="ImageNet class id or name")
+    inpaint.add_argument("--classifier-scale", type=float, help="classifier guidance scale")
+    inpaint.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    inpaint.add_argument("--dtype", default="fp32", choices=DTYPES, help="network precision")
+    inpaint.add_argument("--batch-size", type=int, help="samples per batch (default: all)")
+    inpaint.add_argument(
+        "--save-progress", action="store_true", help="write a GIF (and MP4) of the denoising"
+    )
+    inpaint.add_argument("--grid", action="store_true", help="write input | masked | samples")
+    inpaint.add_argument("--from-sidecar", metavar="FILE.json", help="redo a recorded output")
+    inpaint.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    inpaint.set_defaults(handler=cmd_inpaint)
+
+
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    from repaint.jobs import Job, RunOptions, check_inputs, pair_inputs, read_sidecar, run_jobs
+    from repaint.models import parse_class
+    from repaint.pipeline import Inpainter
+
+    only_sample = None
+    if args.from_sidecar:
+        sidecar = read_sidecar(args.from_sidecar)
+        jobs = [Job(sidecar["name"], Path(sidecar["input"]), Path(sidecar["mask"]))]
+        options = RunOptions(**sidecar["options"])
+        model, model_config = sidecar["model"]["model"], sidecar["model"]["model_config"]
+        only_sample = int(sidecar["sample"])
+        device, dtype = sidecar.get("device", args.device), sidecar.get("dtype", args.dtype)
+    else:
+        if not args.image or not args.mask:
+            raise RepaintError("inpaint needs IMAGE and --mask (or --from-sidecar FILE.json)")
+        jobs = pair_inputs(args.image, args.mask)
+        explicit = {
+            field.name: getattr(args, field.name)
+            for field in fields(JumpSchedule)
+            if getattr(args, field.name) is not None
+        }
+        options = RunOptions(preset=args.preset, num_samples=args.num_samples, seed=args.seed)
+        if explicit:
+            options.schedule = {**options.jump_schedule().params(), **explicit}
+        options.mask_mode, options.grow, options.fit = args.mask_mode, args.grow, args.fit
+        options.mask_blur, options.batch_size = args.mask_blur, args.batch_size
+        options.classifier_scale = args.classifier_scale
+        if args.class_label is not None:
+            options.class_label = parse_class(args.class_label)
+        model, model_config, device, dtype = args.model, args.model_config, args.device, args.dtype
+    if args.out is None:
+        raise RepaintError("inpaint needs --out DIR, the folder for the results")
+    options.jump_schedule()  # refuse a bad preset or schedule before loading anything
+    check_inputs(jobs, options.mask_mode)
+    inpainter = Inpainter.from_pretrained(
+        model, device=device, dtype=dtype, model_config=model_config
+    )
+    if options.class_label is not None and not (inpainter.class_cond or inpainter.classifier):
+        raise RepaintError(
+            f"--class: model {inpainter.name} is neither class-conditional nor guided"
+        )
+    source = {
+        "model": str(Path(model).resolve()) if Path(model).exists() else str(model),
+        "model_config": None if model_config is None else str(Path(model_config).resolve()),
+        "name": inpainter.name,
+        "checkpoint": str(inpainter.checkpoint),
+        "sha256": inpainter.sha256,
+    }
+    if args.from_sidecar and sidecar["model"].get("sha256") not in (None, inpainter.sha256):
+        warnings.warn(
+            f"{args.from_sidecar}: the model file changed since (SHA-256 differs)", stacklevel=1
+        )
+    summary = run_jobs(
+        inpainter,
+        jobs,
+        options,
+        args.out,
+        model_source=source,
+        device=str(inpainter.device),
+        dtype=dtype,
+        save_progress=args.save_progress,
+        grid=args.grid,
+        progress=False if args.no_progress else None,
+        only_sample=only_sample,
+    )
+    rate = summary.model_evaluations / summary.seconds if summary.seconds else 0.0
+    print(
+        f"wrote {len(summary.outputs)} file(s) to {args.out} in {summary.seconds:.1f} s "
+        f"({rate:.1f} model evaluations/s, seed {options.seed})"
+    )
+    return 0
+
+
+def cmd_masks(args: argparse.Namespace) -> int:
+    from repaint.masks import write_masks
+
+    if args.count < 1:
+        raise RepaintError(f"--count must be at least 1, got {args.count}")
+    paths = write_masks(args.type, args.size, args.count, args.seed, args.out)
+    print(f"wrote {len(paths)} {args.type} mask(s) of {args.size}x{args.size} to {args.out}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from repaint.models import format_model_table, list_models, repaint_home
+
+    print(format_model_table(list_models()))
+    print(f"\ncache: {repaint_home()} (set REPAINT_HOME to move it)")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from repaint.models import download
+
+    path = download(args.name, force=args.force)
+    print(f"{args.name}: {path}")
+    return 0
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

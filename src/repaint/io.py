@@ -16,7 +16,7 @@ from typing import IO
 import numpy as np
 import torch
 import yaml
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from repaint.errors import RepaintError
 
@@ -42,17 +42,77 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def read_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image as RGB (catches truncated files up front)."""
+    """Open and fully decode an image as RGB, as the reference's loader does (no EXIF turn)."""
+    return open_image(path, upright=False).convert("RGB")
+
+
+ImageSource = str | Path | Image.Image | np.ndarray | torch.Tensor
+
+
+def open_image(path: str | Path, *, upright: bool = True) -> Image.Image:
+    """Open and fully decode an image file, keeping its mode (errors name the file).
+
+    Decoding everything up front catches truncated files before any work is done; `upright`
+    applies the EXIF orientation, as photo viewers do.
+    """
     path = Path(path)
     if not path.is_file():
         raise RepaintError(f"{path}: no such image file")
     try:
         with Image.open(path) as image:
             image.load()
-            return image.convert("RGB")
+            return (ImageOps.exif_transpose(image) or image) if upright else image.copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise RepaintError(f"{path}: not a readable image ({reason})") from None
+
+
+def pil_to_rgb(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode as uint8 RGB: 16/32-bit greys are scaled down (not clipped), CMYK,
+    palette and alpha images converted."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        values = np.asarray(image).astype(np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.round(values / peak * 255).clip(0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if image.mode == "F":
+        grey = np.round(np.asarray(image).clip(0, 1) * 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"))
+
+
+def load_rgb(source: ImageSource, name: str = "image") -> np.ndarray:
+    """An image as uint8 (H, W, 3) RGB from a path, PIL image, array or tensor.
+
+    Arrays are (H, W), (H, W, 1|3|4) uint8 or float in [0, 1]; tensors (3, H, W) or
+    (1, 3, H, W) in [-1, 1], the sampler's convention.
+    """
+    if isinstance(source, (str, Path)):
+        name = str(source)
+        array = pil_to_rgb(open_image(source))
+    elif isinstance(source, Image.Image):
+        array = pil_to_rgb(ImageOps.exif_transpose(source) or source)
+    elif isinstance(source, torch.Tensor):
+        tensor = source.detach().float().cpu()
+        if tensor.ndim == 4 and tensor.shape[0] == 1:
+            tensor = tensor[0]
+        if tensor.ndim != 3 or tensor.shape[0] != 3:
+            raise RepaintError(f"{name}: expected a (3, H, W) tensor, got {tuple(source.shape)}")
+        array = ((tensor.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    elif isinstance(source, np.ndarray):
+        array = source
+        if array.ndim == 2:
+            array = array[..., None]
+        if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+            raise RepaintError(f"{name}: expected an (H, W, 3) array, got shape {source.shape}")
+        if array.dtype != np.uint8:
+            array = np.round(np.clip(array.astype(np.float64), 0, 1) * 255).astype(np.uint8)
+        array = np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
+    else:
+        raise RepaintError(f"{name}: unsupported image type {type(source).__name__}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise RepaintError(f"{name}: the image is empty (zero size)")
+    return np.array(array, dtype=np.uint8, order="C")  # a writable copy
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -26,13 +26,7 @@ from repaint.device import make_generator, new_seed, resolve_device
 from repaint.diffusion import GaussianDiffusion
 from repaint.errors import RepaintError
 from repaint.io import center_crop_resize, list_images, read_image, to_uint8, write_image
-from repaint.networks import (
-    NUM_CLASSES,
-    CheckpointMismatchError,
-    classifier_from_config,
-    load_state_dict_strict,
-    unet_from_config,
-)
+from repaint.networks import NUM_CLASSES, classifier_from_config, load_checkpoint, unet_from_config
 from repaint.sampler import Denoiser, Guidance, classifier_guidance, repaint
 from repaint.schedule import JumpSchedule
 
@@ -85,30 +79,13 @@ def load_eval_items(entry: dict[str, Any], image_size: int) -> list[EvalItem]:
     return items
 
 
-def load_weights(module: torch.nn.Module, path: Path, key: str) -> None:
-    """Strictly load a checkpoint, turning every failure into a one-line RepaintError."""
-    try:
-        load_state_dict_strict(module, path)
-    except FileNotFoundError:
-        raise RepaintError(f"{path}: checkpoint not found (config key {key})") from None
-    except CheckpointMismatchError as error:
-        details = [line.strip() for line in str(error).splitlines()[1:]]
-        likely = next((line for line in details if line.startswith("likely")), "")
-        raise RepaintError(
-            f"{path}: checkpoint does not fit the architecture the config describes; "
-            f"{likely}; fix the config's model keys"
-        ) from None
-    except ValueError as error:
-        raise RepaintError(f"{path}: not a usable checkpoint ({error})".splitlines()[0]) from None
-
-
 def build_model(
     conf: dict[str, Any], device: torch.device
 ) -> tuple[Denoiser, GaussianDiffusion, Guidance | None]:
     """The denoiser, respaced diffusion and optional classifier guidance of a config."""
     use_fp16 = bool(conf["use_fp16"]) and device.type == "cuda"
     unet = unet_from_config(conf, dtype=torch.float16 if use_fp16 else torch.float32)
-    load_weights(unet, Path(conf["model_path"]).expanduser(), "model_path")
+    load_checkpoint(unet, Path(conf["model_path"]).expanduser(), "config key model_path")
     unet.to(device).eval()
     class_cond = bool(conf["class_cond"])
 
@@ -128,7 +105,9 @@ def build_model(
         classifier = classifier_from_config(
             conf, dtype=torch.float16 if use_fp16 else torch.float32
         )
-        load_weights(classifier, Path(conf["classifier_path"]).expanduser(), "classifier_path")
+        load_checkpoint(
+            classifier, Path(conf["classifier_path"]).expanduser(), "config key classifier_path"
+        )
         classifier.to(device).eval()
         guidance = classifier_guidance(classifier, float(conf["classifier_scale"]))
     return denoiser, diffusion, guidance

@@ -51,7 +51,7 @@ def repaint(
     keep_mask: Tensor,
     schedule: JumpSchedule | Sequence[int],
     *,
-    generator: torch.Generator,
+    generator: torch.Generator | Sequence[torch.Generator],
     labels: Tensor | None = None,
     guidance: Guidance | None = None,
     clip_denoised: bool = True,
@@ -63,6 +63,8 @@ def repaint(
     `image` is (N, C, H, W) in [-1, 1]; `keep_mask` broadcasts to it with 1 = known. The
     schedule's levels index `diffusion` (respaced to at least `t_T` steps). With `raw` the
     reference's output is returned as is; otherwise the known pixels are pasted back exactly.
+    With one generator per image, each image's noise is its own: its result does not depend
+    on what it is batched with.
     """
     times = schedule.times() if isinstance(schedule, JumpSchedule) else list(schedule)
     if max(times) >= diffusion.num_timesteps:
@@ -76,8 +78,7 @@ def repaint(
     transitions = list(itertools.pairwise(times))
     total = sum(1 for t, t_next in transitions if t_next < t)
 
-    def randn() -> Tensor:
-        return torch.randn(image.shape, generator=generator, device=generator.device).to(device)
+    randn = _noise_source(generator, image.shape, device)
 
     x = randn()
     pred_x0 = x
@@ -111,6 +112,25 @@ def repaint(
     if raw:
         return x
     return torch.where(keep_mask.expand_as(x) > 0.5, image, x)
+
+
+def _noise_source(
+    generator: torch.Generator | Sequence[torch.Generator], shape: torch.Size, device: torch.device
+) -> Callable[[], Tensor]:
+    """Standard normal draws of `shape`: from one generator, or one (1, C, H, W) per image."""
+    if isinstance(generator, torch.Generator):
+        return lambda: torch.randn(shape, generator=generator, device=generator.device).to(device)
+    generators = list(generator)
+    if len(generators) != shape[0]:
+        raise RepaintError(f"got {len(generators)} generators for a batch of {shape[0]} images")
+    one = (1, *shape[1:])
+
+    def draw() -> Tensor:
+        return torch.cat(
+            [torch.randn(one, generator=g, device=g.device).to(device) for g in generators]
+        )
+
+    return draw
 
 
 def _reverse_step(

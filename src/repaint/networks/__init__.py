@@ -2,6 +2,7 @@
 
 from repaint.networks.checkpoint import (
     CheckpointMismatchError,
+    load_checkpoint,
     load_state_dict_strict,
     read_state_dict,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "classifier_from_config",
     "create_classifier",
     "create_unet",
+    "load_checkpoint",
     "load_state_dict_strict",
     "read_state_dict",
     "timestep_embedding",

@@ -17,6 +17,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
+from repaint.errors import RepaintError
 from repaint.networks.classifier import EncoderUNetModel
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
@@ -225,3 +226,24 @@ def _diagnose(
         name = "image_size" if is_classifier else "channel_mult"
         hints.append(((name,), "block widths differ past the first level"))
     return hints
+
+
+def load_checkpoint(module: nn.Module, path: Path, source: str = "checkpoint") -> None:
+    """Strictly load `path` into `module`; every failure is a one-line RepaintError.
+
+    `source` says where the path came from (e.g. "config key model_path", "--model").
+    """
+    try:
+        load_state_dict_strict(module, path)
+    except FileNotFoundError:
+        raise RepaintError(f"{path}: checkpoint not found ({source})") from None
+    except CheckpointMismatchError as error:
+        details = [line.strip() for line in str(error).splitlines()[1:]]
+        likely = next((line for line in details if line.startswith("likely")), "")
+        raise RepaintError(
+            f"{path}: checkpoint does not fit the architecture the config describes; "
+            f"{likely}; fix the model keys of its config"
+        ) from None
+    except ValueError as error:
+        reason = str(error).splitlines()[0]
+        raise RepaintError(f"{path}: not a usable checkpoint ({reason})") from None

@@ -1,0 +1,242 @@
+"""`repaint inpaint` over files: pairing images with masks, output names, sidecars, reruns.
+
+Each output `NAME.png` (or `NAME_K.png` for several samples) gets a sidecar `NAME[_K].json`
+holding everything needed to make it again: the inputs, the model and its SHA-256, the
+schedule, the seed and every option. `repaint inpaint --from-sidecar FILE.json` does that.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from repaint import __version__
+from repaint.device import new_seed
+from repaint.errors import RepaintError
+from repaint.io import atomic_output, list_images, load_rgb, write_image
+from repaint.masks import load_mask
+from repaint.outputs import comparison_grid, save_animation
+from repaint.pipeline import Inpainter, InpaintResult, Progress, resolve_schedule
+from repaint.schedule import JumpSchedule
+
+FRAMES_PER_ANIMATION = 80
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str  # the image's file stem: output names and per-sample seeds derive from it
+    image: Path
+    mask: Path
+
+
+def pair_inputs(image_arg: str | Path, mask_arg: str | Path) -> list[Job]:
+    """Images and masks: file and file, folder and folder (masks matched by file stem), or
+    a folder of images and one mask file for all of them."""
+    image_arg, mask_arg = Path(image_arg), Path(mask_arg)
+    if not image_arg.exists():
+        raise RepaintError(f"{image_arg}: no such image file or folder")
+    if not mask_arg.exists():
+        raise RepaintError(f"{mask_arg}: no such mask file or folder")
+    images = list_images(image_arg) if image_arg.is_dir() else [image_arg]
+    if not images:
+        raise RepaintError(f"{image_arg}: the folder holds no images (.png, .jpg, .jpeg, .gif)")
+    stems: dict[str, Path] = {}
+    for image in images:
+        if image.stem in stems:
+            raise RepaintError(
+                f"{image}: two images share the name {image.stem!r} ({stems[image.stem]}); "
+                "outputs are named by file stem, so rename one"
+            )
+        stems[image.stem] = image
+    if mask_arg.is_file():
+        return [Job(image.stem, image, mask_arg) for image in images]
+    masks = {mask.stem: mask for mask in list_images(mask_arg)}
+    missing = [image for image in images if image.stem not in masks]
+    if missing:
+        raise RepaintError(
+            f"{mask_arg}: no mask named like {missing[0].name} ({len(missing)} of "
+            f"{len(images)} images have no mask with the same file stem)"
+        )
+    return [Job(image.stem, image, masks[image.stem]) for image in images]
+
+
+@dataclass
+class RunOptions:
+    """Everything besides the model that decides an output (stored in each sidecar)."""
+
+    preset: str | None = "paper"
+    schedule: dict[str, int] | None = None  # explicit schedule parameters; override the preset
+    num_samples: int = 1
+    seed: int | None = None
+    mask_mode: str = "keep"
+    grow: int = 0
+    fit: str = "auto"
+    mask_blur: int = 0
+    class_label: int | None = None
+    classifier_scale: float | None = None
+    batch_size: int | None = None
+
+    def jump_schedule(self) -> JumpSchedule:
+        return resolve_schedule(self.preset, self.schedule)
+
+
+@dataclass
+class RunSummary:
+    outputs: list[Path] = field(default_factory=list)
+    model_evaluations: int = 0
+    seconds: float = 0.0
+
+
+def output_name(job: Job, sample: int, num_samples: int) -> str:
+    return job.name if num_samples == 1 else f"{job.name}_{sample}"
+
+
+def check_inputs(jobs: list[Job], mask_mode: str) -> None:
+    """Decode every image and mask before any model work, so bad input fails up front."""
+    for job in jobs:
+        rgb = load_rgb(job.image)
+        load_mask(job.mask, mode=mask_mode, size=(rgb.shape[1], rgb.shape[0]), name=str(job.mask))
+
+
+def run_jobs(
+    inpainter: Inpainter,
+    jobs: list[Job],
+    options: RunOptions,
+    out_dir: Path,
+    *,
+    model_source: dict[str, Any],
+    device: str,
+    dtype: str,
+    save_progress: bool = False,
+    grid: bool = False,
+    progress: bool | None = None,
+    only_sample: int | None = None,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+) -> RunSummary:
+    """Inpaint every job and write its outputs, sidecars and optional extras."""
+    schedule = options.jump_schedule()
+    options.seed = options.seed if options.seed is not None else new_seed()
+    batches = -(-options.num_samples // (options.batch_size or options.num_samples))
+    per_image = schedule.reverse_steps * batches
+    show = sys.stderr.isatty() if progress is None else progress
+    summary = RunSummary()
+    started = time.perf_counter()
+    log(
+        f"{len(jobs)} image(s) x {options.num_samples} sample(s), {schedule.reverse_steps} "
+        f"model evaluations each, seed {options.seed}, model {inpainter.name}"
+    )
+    with tqdm(
+        total=per_image * len(jobs), unit="eval", disable=not show, dynamic_ncols=True
+    ) as bar:
+
+        def on_progress(event: Progress) -> None:
+            if event.step.index == 0 and event.batch == 0:
+                # region mode may need more batches than assumed for this image
+                bar.total += event.step.total * event.batches - per_image
+            bar.update(1)
+
+        for job in jobs:
+            result = inpainter(
+                job.image,
+                job.mask,
+                name=job.name,
+                callback=on_progress,
+                record_every=_record_every(schedule) if save_progress else 0,
+                **asdict(options),
+            )
+            summary.model_evaluations += result.model_evaluations
+            summary.outputs += _write_job(
+                job, result, options, out_dir, model_source, device, dtype, only_sample
+            )
+            if grid:
+                summary.outputs.append(_write_grid(job, result, options, out_dir))
+            if save_progress:
+                for sample, frames in enumerate(result.frames):
+                    if only_sample is None or sample == only_sample:
+                        stem = output_name(job, sample, options.num_samples)
+                        summary.outputs += save_animation(frames, out_dir / f"{stem}_progress.gif")
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _record_every(schedule: JumpSchedule) -> int:
+    return max(1, schedule.reverse_steps // FRAMES_PER_ANIMATION)
+
+
+def _write_job(
+    job: Job,
+    result: InpaintResult,
+    options: RunOptions,
+    out_dir: Path,
+    model_source: dict[str, Any],
+    device: str,
+    dtype: str,
+    only_sample: int | None,
+) -> list[Path]:
+    written = []
+    for sample, image in enumerate(result.images):
+        if only_sample is not None and sample != only_sample:
+            continue
+        stem = output_name(job, sample, options.num_samples)
+        path = out_dir / f"{stem}.png"
+        write_image(np.asarray(image), path)
+        sidecar = {
+            "repaint_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "input": str(job.image.resolve()),
+            "mask": str(job.mask.resolve()),
+            "name": job.name,
+            "output": path.name,
+            "sample": sample,
+            "model": model_source,
+            "schedule": result.schedule.params(),
+            "options": asdict(options),
+            "fit": result.fit,
+            "regions": len(result.windows),
+            "device": device,
+            "dtype": dtype,
+            "model_evaluations": result.model_evaluations,
+            "seconds": round(result.seconds, 3),
+        }
+        with atomic_output(out_dir / f"{stem}.json", "w") as handle:
+            json.dump(sidecar, handle, indent=2)
+        written.append(path)
+    return written
+
+
+def _write_grid(job: Job, result: InpaintResult, options: RunOptions, out_dir: Path) -> Path:
+    original = load_rgb(job.image)
+    keep = load_mask(job.mask, mode=options.mask_mode, size=(original.shape[1], original.shape[0]))
+    if result.fit == "crop":  # the samples have the model's size; show the inputs likewise
+        original = np.asarray(Image.fromarray(original).resize(result.images[0].size))
+        keep = np.asarray(Image.fromarray(keep).resize(result.images[0].size, Image.NEAREST))
+    masked = np.where(keep[..., None], original, np.uint8(128))
+    panels = [Image.fromarray(original), Image.fromarray(masked), *result.images]
+    labels = ["input", "masked", *[f"sample {k}" for k in range(len(result.images))]]
+    path = out_dir / f"{job.name}_grid.png"
+    write_image(np.asarray(comparison_grid(panels, labels)), path)
+    return path
+
+
+def read_sidecar(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RepaintError(f"{path}: no such sidecar file") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise RepaintError(f"{path}: not a readable sidecar JSON ({error})") from None
+    for key in ("input", "mask", "name", "sample", "model", "options"):
+        if key not in data:
+            raise RepaintError(f"{path}: sidecar key {key!r} is missing")
+    return data
