@@ -133,3 +133,18 @@ def test_channel_count_mismatch_is_reported():
 def test_too_few_diffusion_steps_name_the_key():
     with pytest.raises(RepaintError, match="diffusion_steps"):
         GaussianDiffusion.from_config(steps=10)
+
+
+def test_per_sample_levels_equal_one_level_at_a_time():
+    diffusion = GaussianDiffusion.from_config(steps=100, learn_sigma=True)
+    tables = diffusion.tables()
+    torch.manual_seed(0)
+    x = torch.randn(3, 3, 5, 7)  # batch and width differ, so wrong broadcasting fails
+    output = torch.randn(3, 6, 5, 7)
+    levels = torch.tensor([0, 40, 99])
+    batched = p_mean_variance(diffusion, tables, output, x, levels)
+    for i, t in enumerate(levels.tolist()):
+        single = p_mean_variance(diffusion, tables, output[i : i + 1], x[i : i + 1], t)
+        torch.testing.assert_close(batched.mean[i : i + 1], single.mean)
+        torch.testing.assert_close(batched.log_variance[i : i + 1], single.log_variance)
+        torch.testing.assert_close(batched.pred_x0[i : i + 1], single.pred_x0)

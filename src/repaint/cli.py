@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.set_defaults(handler=cmd_schedule)
 
     add_inpaint_parser(commands)
+    add_train_parser(commands)
 
     masks = commands.add_parser(
         "masks",
@@ -225,6 +226,77 @@ def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
     inpaint.add_argument("--from-sidecar", metavar="FILE.json", help="redo a recorded output")
     inpaint.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     inpaint.set_defaults(handler=cmd_inpaint)
+
+
+def add_train_parser(commands: argparse._SubParsersAction) -> None:
+    from repaint.train import TrainConfig
+
+    train = commands.add_parser(
+        "train",
+        help="train a diffusion prior on your images",
+        description="Train a guided-diffusion UNet (learned variance, the published models' "
+        "architecture and checkpoint format) on a folder of images or a built-in dataset "
+        "(digits). Checkpoints go to --out; rerunning the same command resumes an "
+        "interrupted run. The result loads with --model OUT/model.safetensors.",
+    )
+    train.add_argument("--data", required=True, help="a folder of images, or: digits")
+    train.add_argument("--out", required=True, type=Path, metavar="DIR", help="run folder")
+    help_text = {
+        "image_size": "model size in pixels",
+        "num_channels": "base width",
+        "num_res_blocks": "residual blocks per level (depth)",
+        "channel_mult": "width multipliers per level",
+        "attention_resolutions": "resolutions with self-attention",
+        "num_heads": "attention heads",
+        "dropout": "dropout rate",
+        "diffusion_steps": "training diffusion steps",
+        "noise_schedule": "linear or cosine",
+        "steps": "optimisation steps in all",
+        "batch_size": "images per step",
+        "lr": "AdamW learning rate",
+        "ema_rate": "exponential moving average rate of the exported weights",
+        "save_every": "checkpoint every N steps",
+        "sample_every": "write a sample grid every N steps (0: never)",
+        "seed": "seed of all training randomness",
+    }
+    for field in fields(TrainConfig):
+        if field.name == "data":
+            continue
+        train.add_argument(
+            "--" + field.name.replace("_", "-"),
+            type=type(field.default),
+            default=field.default,
+            help=f"{help_text[field.name]} (default: {field.default})",
+        )
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    train.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    train.set_defaults(handler=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from repaint.device import resolve_device
+    from repaint.train import TrainConfig, train
+
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    if config.steps < 1 or config.batch_size < 1 or config.save_every < 1:
+        raise RepaintError("--steps, --batch-size and --save-every must be at least 1")
+    command = "repaint " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else ""
+    try:
+        path = train(
+            config,
+            args.out,
+            device=resolve_device(args.device),
+            progress=False if args.no_progress else None,
+            command=command,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"repaint: interrupted; rerun the same command to resume from {args.out}",
+            file=sys.stderr,
+        )
+        return 130
+    print(f"trained model: {path} (use it with --model {path})")
+    return 0
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:

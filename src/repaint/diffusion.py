@@ -260,6 +260,12 @@ class GaussianDiffusion:
         )
 
 
+def at(table: Tensor, t: int | Tensor) -> Tensor:
+    """`table[t]` for one level, or per-sample values shaped (N, 1, 1, 1) for a batch of
+    levels (training draws one level per image)."""
+    return table[t] if isinstance(t, int) else table[t].view(-1, 1, 1, 1)
+
+
 @dataclass(frozen=True)
 class Posterior:
     """p(x_{t-1} | x_t) of one reverse step and the x0 prediction it is built from."""
@@ -274,10 +280,10 @@ def p_mean_variance(
     tables: DiffusionTables,
     model_output: Tensor,
     x: Tensor,
-    t: int,
+    t: int | Tensor,
     clip_denoised: bool = True,
 ) -> Posterior:
-    """Turn a network output at respaced step `t` into the reverse-step Gaussian."""
+    """Turn a network output at respaced step(s) `t` into the reverse-step Gaussian."""
     channels = x.shape[1]
     if model_output.shape[1] != channels * diffusion.out_channels_per_input:
         raise RepaintError(
@@ -288,27 +294,31 @@ def p_mean_variance(
     if diffusion.variance_type is VarianceType.LEARNED_RANGE:
         prediction, variance_values = model_output.split(channels, dim=1)
         frac = (variance_values + 1) / 2
-        log_variance = frac * tables.max_log_variance[t] + (1 - frac) * tables.min_log_variance[t]
+        log_variance = frac * at(tables.max_log_variance, t) + (1 - frac) * at(
+            tables.min_log_variance, t
+        )
     else:
         prediction = model_output
-        log_variance = tables.fixed_log_variance[t].expand_as(x)
+        log_variance = at(tables.fixed_log_variance, t).expand_as(x)
 
     if diffusion.mean_type is MeanType.EPSILON:
         pred_x0 = (
-            tables.sqrt_recip_alphas_cumprod[t] * x
-            - tables.sqrt_recipm1_alphas_cumprod[t] * prediction
+            at(tables.sqrt_recip_alphas_cumprod, t) * x
+            - at(tables.sqrt_recipm1_alphas_cumprod, t) * prediction
         )
     else:
         pred_x0 = prediction
     if clip_denoised:
         pred_x0 = pred_x0.clamp(-1, 1)
-    mean = tables.posterior_mean_coef1[t] * pred_x0 + tables.posterior_mean_coef2[t] * x
+    mean = at(tables.posterior_mean_coef1, t) * pred_x0 + at(tables.posterior_mean_coef2, t) * x
     return Posterior(mean=mean, log_variance=log_variance, pred_x0=pred_x0)
 
 
-def q_sample(tables: DiffusionTables, x0: Tensor, t: int, noise: Tensor) -> Tensor:
+def q_sample(tables: DiffusionTables, x0: Tensor, t: int | Tensor, noise: Tensor) -> Tensor:
     """Noise a clean image to level t: sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise."""
-    return tables.sqrt_alphas_cumprod[t] * x0 + tables.sqrt_one_minus_alphas_cumprod[t] * noise
+    return (
+        at(tables.sqrt_alphas_cumprod, t) * x0 + at(tables.sqrt_one_minus_alphas_cumprod, t) * noise
+    )
 
 
 def q_step(tables: DiffusionTables, x: Tensor, t: int, noise: Tensor) -> Tensor:
