@@ -15,7 +15,6 @@ from repaint.errors import RepaintError
 from repaint.masks import (
     MASK_KINDS,
     check_mask,
-    describe,
     fill_fraction,
     generate_mask,
     grow_fill,
@@ -243,7 +242,6 @@ def test_grow_fill_rejects_negative():
 def test_fraction_description_and_checks():
     keep = generate_mask("nn2", 16, np.random.default_rng(0))
     assert fill_fraction(keep) == 0.75
-    assert describe(keep) == "16x16 mask, 75.0% to fill (192 pixels)"
     assert check_mask(keep, "a.png") is None
     nothing_to_fill = check_mask(np.ones((4, 4), dtype=bool), "a.png")
     assert nothing_to_fill is not None and nothing_to_fill.startswith("a.png: ")

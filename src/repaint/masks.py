@@ -173,13 +173,6 @@ def fill_fraction(keep: np.ndarray) -> float:
     return (keep.size - np.count_nonzero(keep)) / keep.size
 
 
-def describe(keep: np.ndarray) -> str:
-    """One line for logs, e.g. '256x256 mask, 25.0% to fill (16384 pixels)'."""
-    height, width = keep.shape
-    to_fill = int(keep.size - np.count_nonzero(keep))
-    return f"{width}x{height} mask, {fill_fraction(keep):.1%} to fill ({to_fill} pixels)"
-
-
 def check_mask(keep: np.ndarray, name: str) -> str | None:
     """A warning message when the mask leaves nothing to fill or nothing known, else None:
     both are legal but usually a mask inverted or in the wrong convention."""

@@ -552,19 +552,6 @@ class ResolvedModel:
         """The checkpoint's SHA-256, computed on first use and then cached on disk."""
         return file_sha256(self.checkpoint)
 
-    def reference_config(self) -> dict[str, Any]:
-        """A flat reference-style mapping (with model_path and classifier keys) for code
-        written against the reference's single config dict."""
-        flat = {**CLASSIFIER_DEFAULTS, **self.config, "model_path": str(self.checkpoint)}
-        if self.classifier is None:
-            return {**flat, "classifier_path": None, "classifier_scale": 0.0}
-        return {
-            **flat,
-            **self.classifier.config,
-            "classifier_path": str(self.classifier.path),
-            "classifier_scale": self.classifier.scale,
-        }
-
 
 def resolve_model(name_or_path: str, model_config: str | Path | None = None) -> ResolvedModel:
     """Turn a `--model` value (registry name or checkpoint path) into a :class:`ResolvedModel`.

@@ -10,7 +10,6 @@ composition and can be reproduced from its sidecar.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -343,7 +342,3 @@ def _frame(step: Step, row: int) -> np.ndarray:
     """x_t and the predicted x0 side by side, uint8."""
     pair = torch.cat([step.x[row], step.pred_x0[row]], dim=-1).float().clamp(-1, 1)
     return ((pair + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-
-
-def num_batches(items: int, batch_size: int) -> int:
-    return math.ceil(items / max(batch_size, 1))
