@@ -13,7 +13,8 @@ def test_fixed_split_sizes_and_disjointness():
     train_images, train_labels = load_digits("train", 32)
     test_images, test_labels = load_digits("test", 32)
     all_images, _ = load_digits("all", 32)
-    assert len(train_images) == 1497 and len(test_images) == 300 >= 250
+    assert len(train_images) == len(train_labels) == 1497
+    assert len(test_images) == len(test_labels) == 300 >= 250
     assert len(all_images) == len(train_images) + len(test_images)
     np.testing.assert_array_equal(test_images, all_images[::6])  # every sixth scan
     assert set(np.unique(test_labels)) == set(range(10))
