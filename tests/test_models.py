@@ -331,9 +331,6 @@ def test_registry_name_resolves_once_present(home: Path) -> None:
     assert resolved.classifier is not None and resolved.classifier.scale == 1.0
     assert resolved.classifier.config["classifier_depth"] == 2
     assert resolved.sha256 == hashlib.sha256(b"weights").hexdigest()
-    flat = resolved.reference_config()
-    assert flat["model_path"] == str(resolved.checkpoint)
-    assert flat["classifier_path"] == str(resolved.classifier.path)
 
 
 def test_unknown_name_lists_known_models() -> None:

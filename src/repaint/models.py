@@ -124,16 +124,7 @@ _IMAGENET_CLASSIFIER = ModelSpec(
     size_bytes=216_400_000,
     licence="MIT",
     source=_OPENAI_SOURCE,
-    config={
-        "image_size": 256,
-        "classifier_use_fp16": False,
-        "classifier_width": 128,
-        "classifier_depth": 2,
-        "classifier_attention_resolutions": "32,16,8",
-        "classifier_use_scale_shift_norm": True,
-        "classifier_resblock_updown": True,
-        "classifier_pool": "attention",
-    },
+    config={"image_size": 256, **CLASSIFIER_DEFAULTS},  # OpenAI's classifier is the default
 )
 
 MODELS: dict[str, ModelSpec] = {
