@@ -336,7 +336,7 @@ def test_registry_name_resolves_once_present(home: Path) -> None:
 def test_unknown_name_lists_known_models() -> None:
     with pytest.raises(RepaintError, match="unknown model 'celeba'") as error:
         resolve_model("celeba")
-    assert "celeba256, imagenet256, places256" in str(error.value)
+    assert "celeba256, digits, imagenet256, places256" in str(error.value)
 
 
 def write_checkpoint(folder: Path, name: str = "mine.pt") -> Path:

@@ -166,3 +166,18 @@ def test_missing_folder_is_an_error(tmp_path, capsys):
         capsys, "train", "--data", tmp_path / "nope", "--out", tmp_path / "o", "--no-progress"
     )
     assert "nope" in message
+
+
+def test_ema_warms_up_instead_of_averaging_the_initialisation(image_folder, tmp_path):
+    from safetensors.torch import load_file
+
+    config = tiny_config(image_folder, steps=6, save_every=6, ema_rate=0.9999)
+    exported = load_file(train(config, tmp_path / "run", device=CPU, log=quiet))
+    state = torch.load(tmp_path / "run" / STATE_FILE, weights_only=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        initial = train_module.unet_from_config(config.model_config()).state_dict()
+    key = "input_blocks.0.0.weight"
+    to_trained = float((exported[key] - state["model"][key]).abs().mean())
+    to_initial = float((exported[key] - initial[key]).abs().mean())
+    assert to_trained < to_initial  # a plain 0.9999 EMA would still be ~99.9% initialisation

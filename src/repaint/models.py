@@ -127,9 +127,42 @@ _IMAGENET_CLASSIFIER = ModelSpec(
     config={"image_size": 256, **CLASSIFIER_DEFAULTS},  # OpenAI's classifier is the default
 )
 
+DIGITS_DIR = Path(__file__).parent / "data" / "digits"
+DIGITS = ModelSpec(
+    name="digits",
+    description="handwritten digits, 32x32: trained by us on scikit-learn's digits (offline)",
+    filename="digits.safetensors",
+    url=None,
+    sha256=None,  # computed from the shipped file
+    size_bytes=7_700_000,
+    licence="MIT (this package); data: scikit-learn digits (BSD-3-Clause)",
+    source="docs/digits-model.md",
+    config={
+        "image_size": 32,
+        "num_channels": 32,
+        "num_res_blocks": 2,
+        "channel_mult": "1,2,2",
+        "attention_resolutions": "8",
+        "num_heads": 4,
+        "num_head_channels": -1,
+        "num_heads_upsample": -1,
+        "learn_sigma": True,
+        "class_cond": False,
+        "use_scale_shift_norm": True,
+        "resblock_updown": True,
+        "use_new_attention_order": False,
+        "dropout": 0.0,
+        "diffusion_steps": 1000,
+        "noise_schedule": "linear",
+        "predict_xstart": False,
+    },
+    local_path=DIGITS_DIR / "digits.safetensors",
+)
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
+        DIGITS,
         ModelSpec(
             name="celeba256",
             description="faces: RePaint's CelebA-HQ 256x256 model",

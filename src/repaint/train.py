@@ -133,9 +133,11 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            # Warm-up: early on, averaging over the random initialisation would swamp the EMA.
+            rate = min(config.ema_rate, (1 + step) / (10 + step))
             with torch.no_grad():
                 for averaged, current in zip(ema.parameters(), model.parameters(), strict=True):
-                    averaged.lerp_(current, 1 - config.ema_rate)
+                    averaged.lerp_(current, 1 - rate)
             step += 1
             recent.append(loss.item())
             bar.update(1)

@@ -1,0 +1,43 @@
+"""The embedded `digits` model: shipped, small, loadable offline, and actually trained."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from repaint.models import DIGITS, DIGITS_DIR, list_models, resolve_model
+from repaint.pipeline import Inpainter
+
+pytest.importorskip("sklearn")
+
+
+def test_ships_within_the_size_limit_with_its_config():
+    assert DIGITS.local_path.is_file()
+    assert DIGITS.local_path.stat().st_size <= 20 * 1024 * 1024
+    shipped = yaml.safe_load((DIGITS_DIR / "digits.yml").read_text())
+    for key, value in DIGITS.config.items():
+        assert shipped[key] == value, key
+    assert "repaint train --data digits" in shipped["trained"]["command"]
+
+
+def test_listed_as_available_and_default():
+    row = next(row for row in list_models() if row["name"] == "digits")
+    assert row["downloaded"]
+    assert resolve_model("digits").checkpoint == DIGITS.local_path
+
+
+def test_fills_a_held_out_digit_plausibly():
+    """The model generates digit-like strokes, not noise: the filled right half of a held-out
+    digit is dark background in the corners and has some bright ink."""
+    from repaint.datasets import load_digits
+
+    images, _ = load_digits("test", 32)
+    inpainter = Inpainter.from_pretrained("digits", device="cpu")
+    keep = np.ones((32, 32), dtype=bool)
+    keep[:, 16:] = False
+    filled = np.asarray(inpainter(images[1], keep, preset="draft", seed=0).images[0])
+    right = filled[:, 16:, 0].astype(float)
+    assert right[:4, -4:].mean() < 60 and right[-4:, -4:].mean() < 60  # background corners
+    assert right.max() > 150  # some stroke
+    np.testing.assert_array_equal(filled[:, :16], images[1][:, :16])
