@@ -1,7 +1,7 @@
 """Inpainting quality on held-out digits: RePaint, its ablations, diffusers and OpenCV.
 
-    python benchmarks/quality.py --quick                 # every method, 2 images (~7 min)
-    python benchmarks/quality.py                         # every method, 20 images (~70 min)
+    python benchmarks/quality.py --quick                 # every method, 2 images (~8 min)
+    python benchmarks/quality.py                         # every method, 22 images (~74 min)
     python benchmarks/quality.py --model runs/digits/model.safetensors --images 8 --out /tmp/q
 
 The first images of the `digits` test split (index % 6 == 0, never seen by the model) are
@@ -19,15 +19,24 @@ Every diffusion method uses the same per-item generators (`derive_seed(seed, kin
 so all of them start from the same x_T. Items are batched across mask kinds; the time per
 image is the batch's wall time over its size.
 
-Cost. The `digits` UNet (1.9 M parameters, 0.83 GFLOP per 32 px image) runs one forward pass
-on this 2-core machine (fp32, nothing else running) in about 5.0 ms per image at batches of
-12-32 (0.16 s for a batch of 32). All methods together take 6,620 model evaluations per
-(image, mask) pair (paper 2,410 + diffusers 2,410 + slowing-down 1,000 + fast 460 +
-no-resampling 250 + draft 90), i.e. ~33 s per pair or ~3.3 min per test image over the six
-mask kinds. Hence the defaults: `--quick` 2 images (12 pairs, ~7 min), the full run 20
-images (120 pairs, ~67 min plus ~1 min of set-up and metrics). The script measures the
-forward pass before it starts and prints its own estimate. While another job shares the
-CPU, everything takes about twice as long.
+Cost (measured on the 2-core development machine, 2 torch threads, fp32, nothing else
+running). The `digits` UNet (1.9 M parameters, 0.83 GFLOP per 32 px image) takes, per forward
+pass: batch 6: 41 ms (6.8 ms/image), 12: 66 ms (5.5), 24: 120 ms (5.0), 32: 168 ms (5.3),
+48: 233 ms (4.8), 64: 310 ms (4.8), 96: 580 ms (6.0), 128: 970 ms (7.6); hence batches of at
+most 64. A whole sampler step costs about one forward pass: a 12-image run at batches of 24
+took 4.4-4.9 ms per image and evaluation for every diffusion method, diffusers' loop
+included (43.8 min for all methods, estimated 44.8 at its start). All methods together take
+6,620 model evaluations per (image, mask) item (paper 2,410 + diffusers 2,410 + slowing-down
+1,000 + fast 460 + no-resampling 250 + draft 90), ~33 s per item, ~3.3 min per image:
+
+- full run, 22 images x 6 kinds = 132 items in 3 batches of 44:
+  132 x 6,620 x 5.0 ms = ~73 min, plus ~1 min of set-up and scoring;
+- `--quick`, 2 images x 6 kinds = 12 items in one batch of 12:
+  12 x 6,620 x 5.5 ms = ~7.3 min, plus ~20 s.
+
+The script measures the forward pass before it starts and prints its own estimate, then a
+running ETA. Anything else using the CPU makes it several times slower (two processes with
+two torch threads each on two cores); `--threads 1` limits the damage when it must share.
 """
 
 from __future__ import annotations
@@ -62,13 +71,13 @@ from repaint.pipeline import DEFAULT_MODEL, PRESETS, Inpainter, derive_seed
 from repaint.sampler import Step, repaint
 from repaint.schedule import JumpSchedule
 
-FULL_IMAGES = 20
+FULL_IMAGES = 22
 QUICK_IMAGES = 2
-DEFAULT_BATCH = 32
+DEFAULT_BATCH = 64  # the fastest per image on 2 cores (see Cost above)
 OPENCV_RADIUS = 3
 DIFFUSERS_ETA = 1.0  # DDPM ancestral sampling, as in the paper (diffusers' own default is 0)
 CLASSIFIER = "SVC (RBF, C=1, gamma='scale') on the grey image average-pooled to 8x8"
-SAMPLER_OVERHEAD = 1.08  # wall time of a sampler step over the bare forward pass (measured)
+SAMPLER_OVERHEAD = 1.0  # wall time of a sampler step over the bare forward pass (measured)
 
 METHODS = (
     "repaint-paper",
@@ -785,17 +794,20 @@ def render_plot(report: Mapping[str, Any], path: Path) -> None:
     )
     bars.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.08))
 
+    markers = {"repaint": ("o", 45), "diffusers": ("x", 90)}
     for number, (name, row) in enumerate(rows.items()):
         accuracy = row["mean"]["accuracy"]
         if row["evaluations_per_image"] > 0:
-            cost.scatter(row["evaluations_per_image"], accuracy, color=colours(number % 10))
-            cost.annotate(
-                name,
-                (row["evaluations_per_image"], accuracy),
-                fontsize=7,
-                xytext=(-4, 4 - 10 * (number % 3)),
-                textcoords="offset points",
-                ha="right",
+            marker, area = markers.get(row["family"], ("s", 45))
+            cost.scatter(
+                row["evaluations_per_image"],
+                accuracy,
+                color=colours(number % 10),
+                marker=marker,
+                s=area,
+                linewidths=2,
+                label=name,
+                zorder=3,
             )
         else:
             cost.axhline(accuracy, color=colours(number % 10), linestyle=":", label=name)
@@ -805,7 +817,7 @@ def render_plot(report: Mapping[str, Any], path: Path) -> None:
     cost.set_ylabel("mean semantic accuracy (all mask kinds)")
     cost.set_ylim(0, 1.05)
     cost.set_title("Accuracy against cost")
-    cost.legend(fontsize=7, loc="lower right")
+    cost.legend(fontsize=7, loc="lower right", ncol=2)
     fig.tight_layout()
     with atomic_output(path) as handle:
         fig.savefig(handle, format="png", dpi=110)

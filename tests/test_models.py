@@ -282,20 +282,23 @@ def test_bundled_model_needs_no_download(tmp_path: Path) -> None:
 
 
 def test_registry_entries() -> None:
-    assert set(MODELS) == {"celeba256", "places256", "imagenet256"}
+    assert set(MODELS) == {"digits", "celeba256", "places256", "imagenet256"}
+    assert MODELS["digits"].url is None and MODELS["digits"].local_path is not None
     inet = MODELS["imagenet256"]
     assert inet.config["class_cond"] is True and inet.classifier_scale == 1.0
     assert inet.classifier is not None
     assert inet.classifier.url.endswith("/jul-2021/256x256_classifier.pt")
     assert MODELS["celeba256"].config["class_cond"] is False
-    for spec in MODELS.values():
-        assert spec.config["image_size"] == 256 and spec.config["use_fp16"] is False
-        assert spec.url is not None and spec.url.startswith("https://")
+    for name in ("celeba256", "places256", "imagenet256"):
+        assert MODELS[name].config["image_size"] == 256
+        assert MODELS[name].config["use_fp16"] is False
+        assert str(MODELS[name].url).startswith("https://")
 
 
 def test_list_models_reports_downloads(home: Path) -> None:
     rows = {row["name"]: row for row in list_models()}
-    assert not any(row["downloaded"] for row in rows.values())
+    assert rows["digits"]["downloaded"]  # embedded in the package
+    assert not any(row["downloaded"] for name, row in rows.items() if name != "digits")
     assert rows["celeba256"]["size"] == "2.1 GB"
     assert rows["celeba256"]["licence"] == "CC BY-NC-SA 4.0"
 
