@@ -137,24 +137,11 @@ DIGITS = ModelSpec(
     size_bytes=7_700_000,
     licence="MIT (this package); data: scikit-learn digits (BSD-3-Clause)",
     source="docs/digits-model.md",
+    # the architecture exactly as training recorded it next to the weights
     config={
-        "image_size": 32,
-        "num_channels": 32,
-        "num_res_blocks": 2,
-        "channel_mult": "1,2,2",
-        "attention_resolutions": "8",
-        "num_heads": 4,
-        "num_head_channels": -1,
-        "num_heads_upsample": -1,
-        "learn_sigma": True,
-        "class_cond": False,
-        "use_scale_shift_norm": True,
-        "resblock_updown": True,
-        "use_new_attention_order": False,
-        "dropout": 0.0,
-        "diffusion_steps": 1000,
-        "noise_schedule": "linear",
-        "predict_xstart": False,
+        key: value
+        for key, value in read_yaml(DIGITS_DIR / "digits.yml").items()
+        if key != "trained"
     },
     local_path=DIGITS_DIR / "digits.safetensors",
 )
