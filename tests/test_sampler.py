@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from repaint.diffusion import GaussianDiffusion, linear_betas
+from repaint.diffusion import GaussianDiffusion, ddim_step, linear_betas, q_sample
 from repaint.sampler import SamplingError, classifier_guidance, repaint
 from repaint.schedule import JumpSchedule
 
@@ -216,3 +216,67 @@ def test_per_image_generators_make_results_independent_of_the_batch():
     torch.testing.assert_close(together[1:2], alone, atol=1e-6, rtol=0)
     with pytest.raises(Exception, match="2 generators for a batch of 3"):
         run([0, 1, 2], [1, 2])
+
+
+SMALL_VARIANCE = GaussianDiffusion.from_config(
+    steps=1000, timestep_respacing="20", learn_sigma=False, sigma_small=True
+)
+
+
+def test_ddim_with_eta_one_is_the_ancestral_step_with_posterior_variance():
+    """DDIM's eta = 1 draws from the true posterior: the same sample as DDPM with fixed-small
+    variance for the same noise, jumps and known-region injection included."""
+    image = torch.rand(2, 3, 8, 8) * 2 - 1
+
+    def run(eta):
+        return repaint(
+            lambda x, t, y: 0.5 * torch.tanh(x) + 1e-4 * t.view(-1, 1, 1, 1),
+            SMALL_VARIANCE,
+            image,
+            half_mask(image.shape),
+            SCHEDULE,
+            generator=torch.Generator().manual_seed(3),
+            eta=eta,
+            raw=True,
+        )
+
+    torch.testing.assert_close(run(1.0), run(None), atol=2e-5, rtol=0)
+    assert (run(0.0) - run(None)).abs().max() > 0.1  # eta = 0 is a different sampler
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5])
+def test_ddim_oracle_recovers_its_image(eta):
+    target = torch.rand(1, 3, 8, 8) * 2 - 1
+    result = repaint(
+        oracle_for(target),
+        DIFFUSION,
+        target,
+        half_mask(target.shape),
+        SCHEDULE,
+        generator=torch.Generator().manual_seed(0),
+        eta=eta,
+        raw=True,
+    )
+    torch.testing.assert_close(result, target, atol=1e-4, rtol=0)
+
+
+def test_ddim_eta_zero_follows_the_noise_of_x_t():
+    """The deterministic step keeps the noise direction: q(x0, t, eps) -> q(x0, t - 1, eps)."""
+    tables = DIFFUSION.tables()
+    x0, eps = torch.rand(1, 3, 4, 4) * 2 - 1, torch.randn(1, 3, 4, 4)
+    for t in (19, 7, 1):
+        stepped = ddim_step(tables, q_sample(tables, x0, t, eps), t, x0, 0.0, torch.randn(1))
+        torch.testing.assert_close(stepped, q_sample(tables, x0, t - 1, eps), atol=1e-5, rtol=0)
+
+
+def test_eta_outside_zero_one_is_refused():
+    with pytest.raises(Exception, match="eta must be in"):
+        repaint(
+            lambda x, t, y: x,
+            DIFFUSION,
+            torch.zeros(1, 3, 2, 2),
+            torch.ones(1, 1, 2, 2),
+            SCHEDULE,
+            generator=torch.Generator(),
+            eta=1.5,
+        )

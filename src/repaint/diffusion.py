@@ -129,6 +129,7 @@ class DiffusionTables:
     timestep_map: Tensor  # int64: respaced t -> original step fed to the networks
     betas: Tensor
     alphas_cumprod: Tensor
+    alphas_cumprod_prev: Tensor  # alpha_bar of the next lower level (1 below level 0)
     sqrt_alphas_cumprod: Tensor
     sqrt_one_minus_alphas_cumprod: Tensor
     sqrt_recip_alphas_cumprod: Tensor
@@ -176,6 +177,7 @@ class GaussianDiffusion:
         self._arrays = {
             "betas": betas,
             "alphas_cumprod": alphas_cumprod,
+            "alphas_cumprod_prev": alphas_cumprod_prev,
             "sqrt_alphas_cumprod": np.sqrt(alphas_cumprod),
             "sqrt_one_minus_alphas_cumprod": np.sqrt(1.0 - alphas_cumprod),
             "sqrt_recip_alphas_cumprod": np.sqrt(1.0 / alphas_cumprod),
@@ -245,6 +247,7 @@ class GaussianDiffusion:
             timestep_map=torch.tensor(self.timestep_map, dtype=torch.int64, device=device),
             betas=betas,
             alphas_cumprod=alphas_cumprod,
+            alphas_cumprod_prev=f32("alphas_cumprod_prev"),
             # float32 square roots of float32 values, as the reference computes these two
             sqrt_alphas_cumprod=torch.sqrt(alphas_cumprod),
             sqrt_one_minus_alphas_cumprod=torch.sqrt(1 - alphas_cumprod),
@@ -324,3 +327,29 @@ def q_sample(tables: DiffusionTables, x0: Tensor, t: int | Tensor, noise: Tensor
 def q_step(tables: DiffusionTables, x: Tensor, t: int, noise: Tensor) -> Tensor:
     """One forward step into level t: sqrt(1 - beta_t) x + sqrt(beta_t) noise."""
     return tables.sqrt_one_minus_betas[t] * x + tables.sqrt_betas[t] * noise
+
+
+def eps_from_x0(tables: DiffusionTables, x: Tensor, t: int, pred_x0: Tensor) -> Tensor:
+    """The noise that takes `pred_x0` to `x` at level t."""
+    return (tables.sqrt_recip_alphas_cumprod[t] * x - pred_x0) / tables.sqrt_recipm1_alphas_cumprod[
+        t
+    ]
+
+
+def ddim_step(
+    tables: DiffusionTables, x: Tensor, t: int, pred_x0: Tensor, eta: float, noise: Tensor
+) -> Tensor:
+    """Song et al.'s DDIM step x_t -> x_{t-1} from an x0 prediction (guided-diffusion's form).
+
+    `eta` = 0 is deterministic; `eta` = 1 draws with the posterior variance, i.e. an
+    ancestral DDPM step with fixed-small variance.
+    """
+    alpha_bar, alpha_bar_prev = tables.alphas_cumprod[t], tables.alphas_cumprod_prev[t]
+    eps = eps_from_x0(tables, x, t, pred_x0)
+    sigma = (
+        eta
+        * torch.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar))
+        * torch.sqrt(1 - alpha_bar / alpha_bar_prev)
+    )
+    mean = pred_x0 * torch.sqrt(alpha_bar_prev) + torch.sqrt(1 - alpha_bar_prev - sigma**2) * eps
+    return mean if t == 0 else mean + sigma * noise

@@ -1,7 +1,8 @@
 """The RePaint loop (Lugmayr et al., CVPR 2022, Algorithm 1), in one place.
 
 Every reverse step first replaces the known region of its input by the ground truth noised
-to the step's level, then takes one ancestral DDPM step over the whole image. Every forward
+to the step's level, then takes one ancestral DDPM step over the whole image (or, with
+`eta`, a DDIM step of that stochasticity). Every forward
 step re-noises the current sample by one level, so that the next reverse steps can
 harmonise the generated region with the known one. All randomness comes from one
 `torch.Generator`, in the reference's order: `x_T`; then per reverse step the posterior
@@ -17,7 +18,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from repaint.diffusion import GaussianDiffusion, p_mean_variance, q_sample, q_step
+from repaint.diffusion import (
+    GaussianDiffusion,
+    ddim_step,
+    eps_from_x0,
+    p_mean_variance,
+    q_sample,
+    q_step,
+)
 from repaint.errors import RepaintError
 from repaint.schedule import JumpSchedule
 
@@ -54,6 +62,7 @@ def repaint(
     generator: torch.Generator | Sequence[torch.Generator],
     labels: Tensor | None = None,
     guidance: Guidance | None = None,
+    eta: float | None = None,
     clip_denoised: bool = True,
     raw: bool = False,
     callback: Callable[[Step], None] | None = None,
@@ -64,8 +73,13 @@ def repaint(
     schedule's levels index `diffusion` (respaced to at least `t_T` steps). With `raw` the
     reference's output is returned as is; otherwise the known pixels are pasted back exactly.
     With one generator per image, each image's noise is its own: its result does not depend
-    on what it is batched with.
+    on what it is batched with. `eta=None` takes the reference's ancestral DDPM steps (with
+    the model's variance); a number takes DDIM steps of that stochasticity between the jumps
+    (0: deterministic, 1: the posterior variance), which stay accurate on short schedules.
+    The noise is drawn in the same order either way.
     """
+    if eta is not None and not 0 <= eta <= 1:
+        raise RepaintError(f"eta must be in [0, 1] (0: deterministic DDIM), got {eta}")
     times = schedule.times() if isinstance(schedule, JumpSchedule) else list(schedule)
     if max(times) >= diffusion.num_timesteps:
         raise RepaintError(
@@ -94,7 +108,16 @@ def repaint(
                 known = q_sample(tables, image, t, randn())
                 x = keep_mask * known + (1 - keep_mask) * x
             x, pred_x0 = _reverse_step(
-                denoiser, diffusion, tables, x, t, posterior_noise, labels, guidance, clip_denoised
+                denoiser,
+                diffusion,
+                tables,
+                x,
+                t,
+                posterior_noise,
+                labels,
+                guidance,
+                eta,
+                clip_denoised,
             )
             bad = ~torch.isfinite(x).all()
             first_bad_step = torch.where(bad & (first_bad_step < 0), index, first_bad_step)
@@ -142,20 +165,32 @@ def _reverse_step(
     noise: Tensor,
     labels: Tensor | None,
     guidance: Guidance | None,
+    eta: float | None,
     clip_denoised: bool,
 ) -> tuple[Tensor, Tensor]:
-    """One ancestral step x_t -> x_{t-1}, optionally shifted by classifier guidance."""
+    """One step x_t -> x_{t-1}, ancestral (`eta` None) or DDIM, optionally guided."""
     timesteps = tables.timestep_map[t].expand(x.shape[0])
     posterior = p_mean_variance(
         diffusion, tables, denoiser(x, timesteps, labels), x, t, clip_denoised
     )
-    mean = posterior.mean
+    if eta is None:
+        mean = posterior.mean
+        if guidance is not None:
+            # Sohl-Dickstein et al.: shift the mean by variance * grad log p(y | x_t).
+            grad = guidance(x, timesteps, labels).float()
+            mean = mean + torch.exp(posterior.log_variance) * grad
+        if t == 0:
+            return mean, posterior.pred_x0
+        return mean + torch.exp(0.5 * posterior.log_variance) * noise, posterior.pred_x0
+    pred_x0 = posterior.pred_x0
     if guidance is not None:
-        # Sohl-Dickstein et al.: shift the mean by variance * grad log p(y | x_t).
-        mean = mean + torch.exp(posterior.log_variance) * guidance(x, timesteps, labels).float()
-    if t == 0:
-        return mean, posterior.pred_x0
-    return mean + torch.exp(0.5 * posterior.log_variance) * noise, posterior.pred_x0
+        # Song et al.'s score conditioning: shift epsilon by -sqrt(1 - alpha_bar) * grad.
+        eps = eps_from_x0(tables, x, t, pred_x0)
+        eps = eps - tables.sqrt_one_minus_alphas_cumprod[t] * guidance(x, timesteps, labels).float()
+        pred_x0 = (
+            tables.sqrt_recip_alphas_cumprod[t] * x - tables.sqrt_recipm1_alphas_cumprod[t] * eps
+        )
+    return ddim_step(tables, x, t, pred_x0, eta, noise), pred_x0
 
 
 def classifier_guidance(classifier: Callable[[Tensor, Tensor], Tensor], scale: float) -> Guidance:
