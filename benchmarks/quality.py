@@ -115,6 +115,7 @@ class Method:
     family: str  # "repaint" (our sampler), "diffusers", "opencv" or "reference"
     description: str
     schedule: JumpSchedule | None = None
+    eta: float | None = None  # our sampler: None = ancestral DDPM steps, a number = DDIM
 
     @property
     def evaluations(self) -> int:
@@ -149,7 +150,7 @@ def build_methods(
         schedule = overrides.get(name, default)
         return scaled(schedule, schedule_scale) if schedule_scale != 1 else schedule
 
-    paper = pick("repaint-paper", PRESETS["paper"])
+    paper = pick("repaint-paper", PRESETS["paper"].schedule)
     # As many plain steps as the paper schedule has evaluations, capped by the training steps.
     slow_default = JumpSchedule(
         t_T=min(paper.reverse_steps, diffusion_steps),
@@ -165,7 +166,7 @@ def build_methods(
             "no-resampling",
             "repaint",
             "the paper's schedule without resampling (r = 1)",
-            pick("no-resampling", dataclasses.replace(PRESETS["paper"], jump_n_sample=1)),
+            pick("no-resampling", dataclasses.replace(PRESETS["paper"].schedule, jump_n_sample=1)),
         ),
         "slowing-down": Method(
             "slowing-down",
@@ -177,13 +178,15 @@ def build_methods(
             "repaint-fast",
             "repaint",
             "RePaint, preset `fast`",
-            pick("repaint-fast", PRESETS["fast"]),
+            pick("repaint-fast", PRESETS["fast"].schedule),
+            PRESETS["fast"].eta,
         ),
         "repaint-draft": Method(
             "repaint-draft",
             "repaint",
             "RePaint, preset `draft`",
-            pick("repaint-draft", PRESETS["draft"]),
+            pick("repaint-draft", PRESETS["draft"].schedule),
+            PRESETS["draft"].eta,
         ),
         "diffusers-repaint": Method(
             "diffusers-repaint",
@@ -429,6 +432,7 @@ def run_benchmark(
     methods: Sequence[str] = METHODS,
     schedules: Mapping[str, JumpSchedule] | None = None,
     schedule_scale: float = 1.0,
+    extra_methods: Sequence[Method] = (),
     batch_size: int = DEFAULT_BATCH,
     log: Log = _stderr,
     log_every: float = 60,
@@ -436,6 +440,7 @@ def run_benchmark(
 ) -> Benchmark:
     """Fill the first `images` test digits under every mask kind with every method.
 
+    `extra_methods` (our sampler with other schedules or `eta`) run after the named ones.
     `on_method` gets the partial report (`complete` false) after every method but the last.
     """
     if inpainter.class_cond:
@@ -447,7 +452,7 @@ def run_benchmark(
     diffusion_steps = int(inpainter.config.get("diffusion_steps", 1000))
     chosen = build_methods(
         methods, diffusion_steps=diffusion_steps, schedules=schedules, schedule_scale=schedule_scale
-    )
+    ) + list(extra_methods)
 
     log(f"training the digit classifier ({CLASSIFIER}) on the training split")
     classifier = train_classifier(size)
@@ -562,6 +567,7 @@ def run_benchmark(
             "description": method.description,
             "family": method.family,
             "schedule": None if method.schedule is None else method.schedule.params(),
+            "eta": method.eta,
             "evaluations_per_image": method.evaluations,
             "seconds": seconds,
             "seconds_per_image": seconds / items,
@@ -631,6 +637,7 @@ def _sample(
                 keep,
                 schedule,
                 generator=generators,
+                eta=method.eta,
                 callback=on_step,
             )
         else:
@@ -663,7 +670,7 @@ def _notes(methods: Sequence[Method], diffusion_steps: int, images: int, kinds: 
     if "slowing-down" in names:
         slow = names["slowing-down"].schedule
         paper = names.get("repaint-paper")
-        wanted = paper.evaluations if paper is not None else PRESETS["paper"].reverse_steps
+        wanted = paper.evaluations if paper is not None else PRESETS["paper"].schedule.reverse_steps
         assert slow is not None
         if slow.t_T < wanted:
             notes.append(

@@ -49,6 +49,23 @@ def add_schedule_arguments(parser: argparse.ArgumentParser, *, over_preset: bool
         )
 
 
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the network (and CUDA graphs on GPU); the first step compiles",
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="NHWC memory layout for the network"
+    )
+
+
+def acceleration_from_args(args: argparse.Namespace):
+    from repaint.accel import Acceleration
+
+    return Acceleration(channels_last=args.channels_last, compile=args.compile)
+
+
 def schedule_from_args(args: argparse.Namespace) -> JumpSchedule:
     return JumpSchedule(**{field.name: getattr(args, field.name) for field in fields(JumpSchedule)})
 
@@ -83,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.conf,
         seed=args.seed,
         device=args.device,
+        acceleration=acceleration_from_args(args),
         progress=False if args.no_progress else None,
     )
     rate = summary.model_evaluations / summary.seconds if summary.seconds else float("inf")
@@ -116,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the one generator all randomness comes from (default: a fresh one, printed)",
     )
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    add_speed_arguments(run)
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     run.set_defaults(handler=cmd_run)
 
@@ -170,7 +189,7 @@ def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
     from repaint.pipeline import DEFAULT_MODEL, DTYPES, PRESETS
     from repaint.regions import FIT_MODES
 
-    presets = ", ".join(f"{name} ({s.reverse_steps} evaluations)" for name, s in PRESETS.items())
+    presets = ", ".join(f"{name} ({preset.describe()})" for name, preset in PRESETS.items())
     inpaint = commands.add_parser(
         "inpaint",
         help="inpaint your own images",
@@ -191,6 +210,12 @@ def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
     )
     inpaint.add_argument("--preset", default="paper", choices=PRESETS, help=presets)
     add_schedule_arguments(inpaint, over_preset=True)
+    inpaint.add_argument(
+        "--eta",
+        metavar="ddpm|ETA",
+        help="the step between jumps: ddpm (ancestral, the paper's) or DDIM with this eta in "
+        "[0, 1] (0 = deterministic); default: the preset's",
+    )
     inpaint.add_argument(
         "--num-samples", type=int, default=1, help="samples per image, as one batch"
     )
@@ -217,7 +242,14 @@ def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
     inpaint.add_argument("--class", dest="class_label", help="ImageNet class id or name")
     inpaint.add_argument("--classifier-scale", type=float, help="classifier guidance scale")
     inpaint.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    inpaint.add_argument("--dtype", default="fp32", choices=DTYPES, help="network precision")
+    inpaint.add_argument(
+        "--dtype",
+        default="fp32",
+        choices=DTYPES,
+        help="network precision: fp16/bf16 convolutions with GroupNorm, softmax and the "
+        "diffusion maths in fp32 (default: fp32)",
+    )
+    add_speed_arguments(inpaint)
     inpaint.add_argument("--batch-size", type=int, help="samples per batch (default: all)")
     inpaint.add_argument(
         "--save-progress", action="store_true", help="write a GIF (and MP4) of the denoising"
@@ -327,6 +359,9 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         options.mask_mode, options.grow, options.fit = args.mask_mode, args.grow, args.fit
         options.mask_blur, options.batch_size = args.mask_blur, args.batch_size
         options.classifier_scale = args.classifier_scale
+        options.eta = args.eta
+        resolved = options.sampler_eta()  # the sidecar records the sampler, not "the preset's"
+        options.eta = "ddpm" if resolved is None else resolved
         if args.class_label is not None:
             options.class_label = parse_class(args.class_label)
         model, model_config, device, dtype = args.model, args.model_config, args.device, args.dtype
@@ -335,7 +370,11 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     options.jump_schedule()  # refuse a bad preset or schedule before loading anything
     check_inputs(jobs, options.mask_mode)
     inpainter = Inpainter.from_pretrained(
-        model, device=device, dtype=dtype, model_config=model_config
+        model,
+        device=device,
+        dtype=dtype,
+        model_config=model_config,
+        acceleration=acceleration_from_args(args),
     )
     if options.class_label is not None and not (inpainter.class_cond or inpainter.classifier):
         raise RepaintError(

@@ -26,7 +26,7 @@ from repaint.errors import RepaintError
 from repaint.io import atomic_output, list_images, load_rgb, write_image
 from repaint.masks import load_mask
 from repaint.outputs import comparison_grid, save_animation
-from repaint.pipeline import Inpainter, InpaintResult, Progress, resolve_schedule
+from repaint.pipeline import Inpainter, InpaintResult, Progress, resolve_eta, resolve_schedule
 from repaint.schedule import JumpSchedule
 
 FRAMES_PER_ANIMATION = 80
@@ -76,6 +76,7 @@ class RunOptions:
 
     preset: str | None = "paper"
     schedule: dict[str, int] | None = None  # explicit schedule parameters; override the preset
+    eta: float | str | None = None  # "ddpm", a DDIM eta, or None for the preset's
     num_samples: int = 1
     seed: int | None = None
     mask_mode: str = "keep"
@@ -88,6 +89,9 @@ class RunOptions:
 
     def jump_schedule(self) -> JumpSchedule:
         return resolve_schedule(self.preset, self.schedule)
+
+    def sampler_eta(self) -> float | None:
+        return resolve_eta(self.preset, self.eta)
 
 
 @dataclass
@@ -200,6 +204,7 @@ def _write_job(
             "sample": sample,
             "model": model_source,
             "schedule": result.schedule.params(),
+            "sampler": "ddpm" if result.eta is None else f"ddim eta={result.eta:g}",
             "options": asdict(options),
             "fit": result.fit,
             "regions": len(result.windows),

@@ -10,6 +10,7 @@ composition and can be reproduced from its sidecar.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from repaint.accel import PLAIN, Acceleration, accelerate
 from repaint.config import RepaintWarning
 from repaint.device import make_generator, new_seed, resolve_device
 from repaint.diffusion import GaussianDiffusion
@@ -33,13 +35,31 @@ from repaint.regions import Window, choose_fit, extract, feather, paste, plan_wi
 from repaint.sampler import Step, classifier_guidance, repaint
 from repaint.schedule import JumpSchedule
 
-PRESETS: dict[str, JumpSchedule] = {
-    "paper": JumpSchedule(t_T=250, jump_length=10, jump_n_sample=10),
-    "fast": JumpSchedule(t_T=100, jump_length=10, jump_n_sample=5),
-    "draft": JumpSchedule(t_T=50, jump_length=10, jump_n_sample=2),
+
+@dataclass(frozen=True)
+class Preset:
+    """A jump schedule and the step taken between its jumps."""
+
+    schedule: JumpSchedule
+    eta: float | None = None  # None: ancestral DDPM steps (the paper's); a number: DDIM steps
+
+    @property
+    def reverse_steps(self) -> int:
+        return self.schedule.reverse_steps
+
+    def describe(self) -> str:
+        sampler = "" if self.eta is None else f", DDIM eta={self.eta:g}"
+        return f"{self.reverse_steps} evaluations{sampler}"
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(JumpSchedule(t_T=250, jump_length=10, jump_n_sample=10)),
+    "fast": Preset(JumpSchedule(t_T=100, jump_length=10, jump_n_sample=5)),
+    "draft": Preset(JumpSchedule(t_T=50, jump_length=10, jump_n_sample=2)),
 }
-"""Named schedules: `paper` is Lugmayr et al.'s (2,410 model evaluations per image), `fast`
-460 and `draft` 90 evaluations."""
+"""Named settings: `paper` is Lugmayr et al.'s schedule (2,410 model evaluations per image);
+`fast` is the cheapest schedule that kept the paper's accuracy on the digits benchmark
+(docs/presets.md); `draft` is for quick looks."""
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEFAULT_MODEL = "digits"
@@ -57,7 +77,27 @@ def resolve_schedule(preset: str | None, schedule: JumpSchedule | Mapping | None
         return (
             schedule if isinstance(schedule, JumpSchedule) else JumpSchedule.from_params(schedule)
         )
-    name = preset or "paper"
+    return _preset(preset).schedule
+
+
+def resolve_eta(preset: str | None, eta: float | str | None) -> float | None:
+    """`eta` as the sampler takes it: "ddpm" -> None (ancestral), a number -> DDIM, None ->
+    the preset's."""
+    if eta is None:
+        return _preset(preset).eta
+    if eta == "ddpm":
+        return None
+    try:
+        value = float(eta)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise RepaintError(f"--eta: use ddpm or a DDIM eta in [0, 1], got {eta!r}")
+    return value
+
+
+def _preset(name: str | None) -> Preset:
+    name = name or "paper"
     if name not in PRESETS:
         raise RepaintError(f"--preset: unknown preset {name!r}; use one of {', '.join(PRESETS)}")
     return PRESETS[name]
@@ -77,6 +117,7 @@ class InpaintResult:
     images: list[Image.Image]  # one per sample, the input's size (the model's for fit=crop)
     seed: int
     schedule: JumpSchedule
+    eta: float | None  # None: ancestral DDPM steps; a number: DDIM steps
     fit: str
     windows: list[Window]
     model_evaluations: int
@@ -107,6 +148,7 @@ class Inpainter:
         sha256: str | None = None,
         classifier: torch.nn.Module | None = None,
         classifier_scale: float = 0.0,
+        acceleration: Acceleration = PLAIN,
     ) -> None:
         self.unet = unet.to(device).eval()
         self.config = dict(config)
@@ -118,6 +160,8 @@ class Inpainter:
         self.classifier_scale = classifier_scale
         self.image_size = int(config["image_size"])
         self.class_cond = bool(config.get("class_cond", False))
+        self.acceleration = acceleration
+        self._network = accelerate(self.unet, self.unet, acceleration, device)
         self._diffusions: dict[int, GaussianDiffusion] = {}
 
     @classmethod
@@ -128,9 +172,13 @@ class Inpainter:
         device: str | torch.device = "auto",
         dtype: str | torch.dtype = "fp32",
         model_config: str | Path | None = None,
+        acceleration: Acceleration = PLAIN,
     ) -> Inpainter:
         """Load a registered model by name (see `repaint models`) or a checkpoint path with
-        its reference-format config (`model_config`, or a YAML next to the checkpoint)."""
+        its reference-format config (`model_config`, or a YAML next to the checkpoint).
+        `dtype` fp16/bf16 runs the network's convolutions in half precision (GroupNorm,
+        softmax, the timestep embedding and the diffusion arithmetic stay fp32);
+        `acceleration` adds channels_last and torch.compile (see `repaint.accel`)."""
         from repaint.models import resolve_model
 
         torch_device = device if isinstance(device, torch.device) else resolve_device(device)
@@ -155,6 +203,7 @@ class Inpainter:
             sha256=resolved.sha256,
             classifier=classifier,
             classifier_scale=scale,
+            acceleration=acceleration,
         )
 
     def diffusion(self, t_T: int) -> GaussianDiffusion:
@@ -173,7 +222,7 @@ class Inpainter:
         return self._diffusions[t_T]
 
     def denoise(self, x: Tensor, timesteps: Tensor, labels: Tensor | None) -> Tensor:
-        return self.unet(x, timesteps, labels if self.class_cond else None)
+        return self._network(x, timesteps, labels if self.class_cond else None)
 
     def __call__(
         self,
@@ -182,6 +231,7 @@ class Inpainter:
         *,
         preset: str | None = "paper",
         schedule: JumpSchedule | Mapping | None = None,
+        eta: float | str | None = None,
         num_samples: int = 1,
         seed: int | None = None,
         mask_mode: str = "keep",
@@ -197,10 +247,13 @@ class Inpainter:
         record_every: int = 0,
     ) -> InpaintResult:
         """Inpaint one image. `mask` is white = keep (`mask_mode="keep"`, the reference's
-        convention) or white = fill (`"fill"`). See the module doc for `fit`; `record_every`
-        keeps an (x_t | predicted x0) frame every that many steps for animations."""
+        convention) or white = fill (`"fill"`). An explicit `schedule` overrides the preset's;
+        `eta` is "ddpm" (ancestral steps), a DDIM eta in [0, 1], or None for the preset's.
+        See the module doc for `fit`; `record_every` keeps an (x_t | predicted x0) frame
+        every that many steps for animations."""
         started = time.perf_counter()
         jump_schedule = resolve_schedule(preset, schedule)
+        sampler_eta = resolve_eta(preset, eta)
         if num_samples < 1:
             raise RepaintError(f"--num-samples must be at least 1, got {num_samples}")
         if class_label is not None and not 0 <= class_label < NUM_CLASSES:
@@ -215,7 +268,7 @@ class Inpainter:
         if resolved_fit == "crop":
             rgb, keep = _centre_crop(rgb, keep, size)
         fill = ~keep
-        result = InpaintResult([], seed, jump_schedule, resolved_fit, [], 0, 0.0)
+        result = InpaintResult([], seed, jump_schedule, sampler_eta, resolved_fit, [], 0, 0.0)
         problem = check_mask(keep, mask_name)
         if problem is not None:
             warnings.warn(problem, RepaintWarning, stacklevel=2)
@@ -266,6 +319,7 @@ class Inpainter:
                 generator=generators,
                 labels=labels,
                 guidance=guidance,
+                eta=sampler_eta,
                 callback=on_step,
             )
             for item, sample in zip(chunk, samples.float().cpu(), strict=True):
@@ -304,7 +358,7 @@ def inpaint(
 ) -> Image.Image | list[Image.Image]:
     """One-off inpainting: returns an image, or a list with `num_samples > 1`.
 
-    `options` are those of `Inpainter.__call__` (preset, schedule, num_samples, seed,
+    `options` are those of `Inpainter.__call__` (preset, schedule, eta, num_samples, seed,
     mask_mode, grow, fit, mask_blur, class_label, classifier_scale, batch_size). Keep an
     `Inpainter` to inpaint many images without reloading the model.
     """

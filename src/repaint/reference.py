@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from repaint.accel import PLAIN, Acceleration, accelerate
 from repaint.config import load_reference_config
 from repaint.device import make_generator, new_seed, resolve_device
 from repaint.diffusion import GaussianDiffusion
@@ -80,7 +81,7 @@ def load_eval_items(entry: dict[str, Any], image_size: int) -> list[EvalItem]:
 
 
 def build_model(
-    conf: dict[str, Any], device: torch.device
+    conf: dict[str, Any], device: torch.device, acceleration: Acceleration = PLAIN
 ) -> tuple[Denoiser, GaussianDiffusion, Guidance | None]:
     """The denoiser, respaced diffusion and optional classifier guidance of a config."""
     use_fp16 = bool(conf["use_fp16"]) and device.type == "cuda"
@@ -89,8 +90,10 @@ def build_model(
     unet.to(device).eval()
     class_cond = bool(conf["class_cond"])
 
-    def denoiser(x: Tensor, timesteps: Tensor, labels: Tensor | None) -> Tensor:
+    def plain(x: Tensor, timesteps: Tensor, labels: Tensor | None) -> Tensor:
         return unet(x, timesteps, labels if class_cond else None)
+
+    denoiser = accelerate(plain, unet, acceleration, device)
 
     diffusion = GaussianDiffusion.from_config(
         steps=conf["diffusion_steps"],
@@ -118,6 +121,7 @@ def run_config(
     *,
     seed: int | None = None,
     device: str = "auto",
+    acceleration: Acceleration = PLAIN,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> RunSummary:
@@ -127,7 +131,7 @@ def run_config(
     schedule = JumpSchedule.from_params(conf["schedule_jump_params"])
     items = load_eval_items(entry, conf["image_size"])
     torch_device = resolve_device(device)
-    denoiser, diffusion, guidance = build_model(conf, torch_device)
+    denoiser, diffusion, guidance = build_model(conf, torch_device, acceleration)
     cond_y = conf["cond_y"]
     if cond_y is not None and not 0 <= int(cond_y) < NUM_CLASSES:
         raise RepaintError(f"{conf_path}: cond_y must be a class id in [0, {NUM_CLASSES})")
