@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
+from benchmarks.speed import ValueReads
 from repaint.accel import Acceleration
 from repaint.pipeline import Inpainter
 from repaint.sampler import repaint
@@ -76,30 +76,27 @@ def test_bf16_stays_within_the_documented_tolerance(plain, how):
     assert 0 < difference.max() < BF16_TOLERANCE  # it did run in bf16, and stayed close
 
 
-class HostSyncCounter(TorchFunctionMode):
-    """Counts the calls that copy a tensor's value to Python (a device sync on a GPU)."""
-
-    SYNCING = frozenset(
-        {"item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__"}
-    )
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if name in self.SYNCING:
-            self.calls.append(name)
-        return func(*args, **(kwargs or {}))
-
-
 def test_the_loop_reads_no_values_back_per_step():
     """One read after the loop (the NaN check), however many steps: none inside it."""
     inpainter = load()
     counts = []
     for schedule in (SHORT, {"t_T": 12, "jump_length": 3, "jump_n_sample": 3}):
-        with HostSyncCounter() as counter:
+        with ValueReads() as counter:
             sample(inpainter, schedule)
         counts.append(counter.calls)
     assert counts[0] == counts[1] == ["__int__"]
+
+
+def test_speed_benchmark_reports_every_case(tmp_path, capsys):
+    from benchmarks import speed
+
+    argv = ["--archs", "digits", "--variants", "fp32,bf16", "--batches", "1,2", "--repeats", "1"]
+    argv += ["--t-T", "4", "--jump-length", "2", "--jump-n-sample", "2", "--out", str(tmp_path)]
+    assert speed.main(argv) == 0
+    report = __import__("json").loads((tmp_path / "speed.json").read_text())
+    rows = {(r["variant"], r["batch"]): r for r in report["results"]}
+    assert set(rows) == {("fp32", 1), ("fp32", 2), ("bf16", 1), ("bf16", 2)}
+    assert rows["fp32", 1]["evaluations"] == 6 and rows["fp32", 1]["value_reads_per_run"] == 1
+    assert 0.7 < rows["fp32", 1]["gflop_per_image_eval"] < 1.0  # the digits UNet: 0.83
+    assert any("bf16, batch 2" in line for line in report["ratios"])
+    assert "| digits | repaint | bf16 | 2 | 6 |" in (tmp_path / "speed.md").read_text()

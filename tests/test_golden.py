@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from repaint.accel import Acceleration
 from repaint.config import load_reference_config
 from repaint.device import make_generator
 from repaint.reference import build_model, load_eval_items
@@ -75,6 +76,29 @@ def test_library_reproduces_every_reverse_step(case):
     ]
     assert max(pred_errors) < tolerance
     assert float((final - torch.from_numpy(golden["final_sample"])).abs().max()) < tolerance
+
+
+def test_fast_fp32_path_still_reproduces_the_reference(golden_dir, monkeypatch):
+    """channels_last and torch.compile together stay within the golden tolerance."""
+    folder = golden_dir / "uncond32"
+    monkeypatch.chdir(folder)
+    golden = np.load(folder / "golden.npz")
+    conf = load_reference_config(folder / "conf.yml")
+    torch._dynamo.reset()
+    denoiser, diffusion, _ = build_model(conf, CPU, Acceleration(channels_last=True, compile=True))
+    (entry,) = conf["data"]["eval"].values()
+    (item,) = load_eval_items(entry, conf["image_size"])
+    final = repaint(
+        denoiser,
+        diffusion,
+        item.image[None],
+        item.keep_mask[None],
+        JumpSchedule.from_params(conf["schedule_jump_params"]),
+        generator=make_generator(int(golden["seed"]), CPU),
+        raw=True,
+    )
+    error = float((final - torch.from_numpy(golden["final_sample"])).abs().max())
+    assert error < TOLERANCE["uncond32"]
 
 
 def test_default_output_pastes_known_pixels_exactly(golden_dir, monkeypatch):

@@ -281,6 +281,23 @@ def test_sidecar_reproduces_the_output(tiny_model, tmp_path):
     assert (first / "a_1.png").read_bytes() == (second / "a_1.png").read_bytes()
 
 
+def test_ddim_eta_is_recorded_and_reproduced(tiny_model, tmp_path):
+    images, masks = write_inputs(tmp_path, names=("a",))
+    inputs = [images / "a.png", "--mask", masks / "a.png", "--model", tiny_model, "--seed", 3]
+    assert cli("inpaint", *inputs, "--out", tmp_path / "ddim", "--eta", "0", *SHORT_FLAGS) == 0
+    assert cli("inpaint", *inputs, "--out", tmp_path / "ddpm", "--eta", "ddpm", *SHORT_FLAGS) == 0
+    sidecar = json.loads((tmp_path / "ddim" / "a.json").read_text())
+    assert sidecar["options"]["eta"] == 0.0 and sidecar["sampler"] == "ddim eta=0"
+    assert json.loads((tmp_path / "ddpm" / "a.json").read_text())["sampler"] == "ddpm"
+    ddim = (tmp_path / "ddim" / "a.png").read_bytes()
+    assert ddim != (tmp_path / "ddpm" / "a.png").read_bytes()
+    assert (
+        cli("inpaint", "--from-sidecar", tmp_path / "ddim" / "a.json", "--out", tmp_path / "again")
+        == 0
+    )
+    assert (tmp_path / "again" / "a.png").read_bytes() == ddim
+
+
 def test_progress_animation_and_grid(tiny_model, tmp_path):
     images, masks = write_inputs(tmp_path, names=("a",))
     out = tmp_path / "out"
@@ -359,6 +376,7 @@ def test_models_command_lists_the_registry(capsys, tmp_path, monkeypatch):
             ["nosuchmodel"],
         ),
         (lambda d: ["inpaint", d / "bad", "--mask", d / "masks" / "a.png"], ["broken.png"]),
+        (lambda d: ["inpaint", d / "images", "--mask", d / "masks", "--eta", "2"], ["--eta"]),
         (lambda d: ["inpaint", d / "images", "--mask", d / "masks", "--class", "1000"], ["1000"]),
         (
             lambda d: [
