@@ -73,7 +73,8 @@ CANDIDATES = (
 
 
 def choose(rows: Mapping[str, Mapping[str, Any]], tolerance: float) -> str | None:
-    """The fewest evaluations with accuracy >= the paper's - tolerance (ties: higher accuracy)."""
+    """The fewest evaluations with accuracy >= the paper's - tolerance (ties: higher accuracy,
+    then higher PSNR)."""
     floor = rows[PAPER]["mean"]["accuracy"] - tolerance - 1e-9
     good = [
         name for name, row in rows.items() if name != PAPER and row["mean"]["accuracy"] >= floor
@@ -82,7 +83,11 @@ def choose(rows: Mapping[str, Mapping[str, Any]], tolerance: float) -> str | Non
         return None
     return min(
         good,
-        key=lambda n: (rows[n]["evaluations_per_image"], -rows[n]["mean"]["accuracy"]),
+        key=lambda n: (
+            rows[n]["evaluations_per_image"],
+            -rows[n]["mean"]["accuracy"],
+            -rows[n]["mean"]["psnr"],
+        ),
     )
 
 
@@ -157,7 +162,9 @@ def render_plot(report: Mapping[str, Any], path: Path) -> None:
         series.setdefault(sampler, []).append(
             (row["evaluations_per_image"], row["mean"]["accuracy"], name)
         )
-    for (sampler, points), marker in zip(series.items(), "os^D", strict=False):
+    for (sampler, points), marker, below in zip(
+        series.items(), "os^D", (4, -11, 4, -11), strict=False
+    ):
         points.sort()
         axes.plot(
             [p[0] for p in points], [p[1] for p in points], marker=marker, ls="", label=sampler
@@ -168,7 +175,7 @@ def render_plot(report: Mapping[str, Any], path: Path) -> None:
                 f"{schedule['t_T']}/{schedule['jump_length']}/{schedule['jump_n_sample']}",
                 (evaluations, accuracy),
                 textcoords="offset points",
-                xytext=(4, 4),
+                xytext=(4, below),
                 fontsize=7,
             )
     axes.axhline(paper, color="black", ls="--", lw=1, label="paper schedule")

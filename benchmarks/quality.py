@@ -1,7 +1,7 @@
 """Inpainting quality on held-out digits: RePaint, its ablations, diffusers and OpenCV.
 
     python benchmarks/quality.py --quick                 # every method, 2 images (~8 min)
-    python benchmarks/quality.py                         # every method, 22 images (~74 min)
+    python benchmarks/quality.py                         # every method, 22 images (~71 min)
     python benchmarks/quality.py --model runs/digits/model.safetensors --images 8 --out /tmp/q
 
 The first images of the `digits` test split (index % 6 == 0, never seen by the model) are
@@ -26,13 +26,13 @@ pass: batch 6: 41 ms (6.8 ms/image), 12: 66 ms (5.5), 24: 120 ms (5.0), 32: 168 
 most 64. A whole sampler step costs about one forward pass: a 12-image run at batches of 24
 took 4.4-4.9 ms per image and evaluation for every diffusion method, diffusers' loop
 included (43.8 min for all methods, estimated 44.8 at its start). All methods together take
-6,620 model evaluations per (image, mask) item (paper 2,410 + diffusers 2,410 + slowing-down
-1,000 + fast 460 + no-resampling 250 + draft 90), ~33 s per item, ~3.3 min per image:
+6,370 model evaluations per (image, mask) item (paper 2,410 + diffusers 2,410 + slowing-down
+1,000 + fast 210 + no-resampling 250 + draft 90), ~32 s per item, ~3.2 min per image:
 
 - full run, 22 images x 6 kinds = 132 items in 3 batches of 44:
-  132 x 6,620 x 5.0 ms = ~73 min, plus ~1 min of set-up and scoring;
+  132 x 6,370 x 5.0 ms = ~70 min, plus ~1 min of set-up and scoring;
 - `--quick`, 2 images x 6 kinds = 12 items in one batch of 12:
-  12 x 6,620 x 5.5 ms = ~7.3 min, plus ~20 s.
+  12 x 6,370 x 5.5 ms = ~7.0 min, plus ~20 s.
 
 The script measures the forward pass before it starts and prints its own estimate, then a
 running ETA. Anything else using the CPU makes it several times slower (two processes with

@@ -165,7 +165,7 @@ def test_full_method_list_matches_the_brief():
     assert methods["no-resampling"].evaluations == 250
     assert methods["slowing-down"].schedule.t_T == 1000  # capped by the training steps
     assert methods["slowing-down"].evaluations == 1000
-    assert methods["repaint-fast"].evaluations == 460
+    assert methods["repaint-fast"].evaluations == 210
     assert methods["repaint-draft"].evaluations == 90
     assert methods["diffusers-repaint"].schedule == PRESETS["paper"].schedule
     assert quality._chunks(10, 4) == [range(0, 3), range(3, 7), range(7, 10)]
