@@ -15,17 +15,17 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: install
-	$(BIN)/python -m ruff check src tests
-	$(BIN)/python -m ruff format --check src tests
+	$(BIN)/python -m ruff check src tests benchmarks scripts
+	$(BIN)/python -m ruff format --check src tests benchmarks scripts
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/python -m ruff check src tests
-	$(BIN)/python -m ruff format --check src tests
+	$(BIN)/python -m ruff check src tests benchmarks scripts
+	$(BIN)/python -m ruff format --check src tests benchmarks scripts
 
 format: install
-	$(BIN)/python -m ruff format src tests
-	$(BIN)/python -m ruff check --fix src tests
+	$(BIN)/python -m ruff format src tests benchmarks scripts
+	$(BIN)/python -m ruff check --fix src tests benchmarks scripts
 
 demo: install
 	$(BIN)/python scripts/demo.py
