@@ -202,9 +202,12 @@ class GaussianDiffusion:
         learn_sigma: bool = False,
         sigma_small: bool = False,
         predict_xstart: bool = False,
+        betas: np.ndarray | None = None,
     ) -> GaussianDiffusion:
-        """Build a respaced process from guided-diffusion's hyper-parameters."""
-        base = named_betas(noise_schedule, steps)
+        """Build a respaced process from guided-diffusion's hyper-parameters; explicit
+        training `betas` (e.g. a diffusers scheduler's) replace `steps`/`noise_schedule`."""
+        base = named_betas(noise_schedule, steps) if betas is None else np.asarray(betas, float)
+        steps = len(base)
         if not ((base > 0) & (base <= 1)).all():
             raise RepaintError(
                 f"diffusion_steps: {steps} steps of the {noise_schedule} schedule give betas "

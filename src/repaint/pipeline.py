@@ -9,6 +9,7 @@ composition and can be reproduced from its sidecar.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -31,6 +32,7 @@ from repaint.errors import RepaintError
 from repaint.io import ImageSource, center_crop_resize, load_rgb
 from repaint.masks import check_mask, grow_fill, load_mask
 from repaint.networks import NUM_CLASSES, classifier_from_config, load_checkpoint, unet_from_config
+from repaint.networks.diffusers_models import is_diffusers_model, load_pixel_model
 from repaint.regions import Window, choose_fit, extract, feather, paste, plan_windows, to_tensor
 from repaint.sampler import Step, classifier_guidance, repaint
 from repaint.schedule import JumpSchedule
@@ -175,8 +177,9 @@ class Inpainter:
         model_config: str | Path | None = None,
         acceleration: Acceleration = PLAIN,
     ) -> Inpainter:
-        """Load a registered model by name (see `repaint models`) or a checkpoint path with
-        its reference-format config (`model_config`, or a YAML next to the checkpoint).
+        """Load a registered model by name (see `repaint models`), a checkpoint path with its
+        reference-format config (`model_config`, or a YAML next to the checkpoint), or a
+        diffusers pixel model (a folder, or `hf:ORG/NAME`; needs the `diffusers` extra).
         `dtype` fp16/bf16 runs the network's convolutions in half precision (GroupNorm,
         softmax, the timestep embedding and the diffusion arithmetic stay fp32);
         `acceleration` adds channels_last and torch.compile (see `repaint.accel`)."""
@@ -184,6 +187,18 @@ class Inpainter:
 
         torch_device = device if isinstance(device, torch.device) else resolve_device(device)
         torch_dtype = _parse_dtype(dtype)
+        if is_diffusers_model(name_or_path):
+            network, config, folder = load_pixel_model(name_or_path)
+            if torch_dtype != torch.float32:  # no torso scheme of its own: autocast
+                acceleration = dataclasses.replace(acceleration, autocast=torch_dtype)
+            return cls(
+                network,
+                config,
+                device=torch_device,
+                name=str(name_or_path),
+                checkpoint=folder,
+                acceleration=acceleration,
+            )
         resolved = resolve_model(str(name_or_path), model_config)
         try:
             unet = unet_from_config(resolved.config, dtype=torch_dtype)
@@ -218,7 +233,9 @@ class Inpainter:
                 noise_schedule=self.config.get("noise_schedule", "linear"),
                 timestep_respacing=str(t_T),
                 learn_sigma=bool(self.config.get("learn_sigma", False)),
+                sigma_small=bool(self.config.get("sigma_small", False)),
                 predict_xstart=bool(self.config.get("predict_xstart", False)),
+                betas=self.config.get("betas"),
             )
         return self._diffusions[t_T]
 
@@ -321,6 +338,7 @@ class Inpainter:
                 labels=labels,
                 guidance=guidance,
                 eta=sampler_eta,
+                clip_denoised=bool(self.config.get("clip_denoised", True)),
                 callback=on_step,
             )
             for item, sample in zip(chunk, samples.float().cpu(), strict=True):
