@@ -237,7 +237,18 @@ def add_inpaint_parser(commands: argparse._SubParsersAction) -> None:
         "inpaint around the holes), pad (default for smaller ones), resize, crop",
     )
     inpaint.add_argument(
-        "--mask-blur", type=int, default=0, metavar="N", help="feather the pasted edge over N px"
+        "--mask-blur",
+        type=int,
+        metavar="N",
+        help="feather the pasted edge over N px (default: 0; 4 for Stable Diffusion models)",
+    )
+    text = inpaint.add_argument_group("Stable Diffusion models (--model FOLDER or hf:ORG/NAME)")
+    text.add_argument("--prompt", help="what to paint into the hole")
+    text.add_argument("--negative-prompt", default="", help="what to steer away from")
+    text.add_argument(
+        "--guidance-scale",
+        type=float,
+        help="classifier-free guidance scale (default: 7.5)",
     )
     inpaint.add_argument("--class", dest="class_label", help="ImageNet class id or name")
     inpaint.add_argument("--classifier-scale", type=float, help="classifier guidance scale")
@@ -334,7 +345,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_inpaint(args: argparse.Namespace) -> int:
     from repaint.jobs import Job, RunOptions, check_inputs, pair_inputs, read_sidecar, run_jobs
     from repaint.models import parse_class
-    from repaint.pipeline import Inpainter
+    from repaint.pipeline import load_inpainter
 
     only_sample = None
     if args.from_sidecar:
@@ -358,6 +369,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
             options.schedule = {**options.jump_schedule().params(), **explicit}
         options.mask_mode, options.grow, options.fit = args.mask_mode, args.grow, args.fit
         options.mask_blur, options.batch_size = args.mask_blur, args.batch_size
+        options.prompt, options.negative_prompt = args.prompt, args.negative_prompt
+        options.guidance_scale = args.guidance_scale
         options.classifier_scale = args.classifier_scale
         options.eta = args.eta
         resolved = options.sampler_eta()  # the sidecar records the sampler, not "the preset's"
@@ -369,13 +382,18 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         raise RepaintError("inpaint needs --out DIR, the folder for the results")
     options.jump_schedule()  # refuse a bad preset or schedule before loading anything
     check_inputs(jobs, options.mask_mode)
-    inpainter = Inpainter.from_pretrained(
+    inpainter = load_inpainter(
         model,
         device=device,
         dtype=dtype,
         model_config=model_config,
         acceleration=acceleration_from_args(args),
     )
+    if (options.prompt or options.guidance_scale is not None) and not inpainter.text_conditioned:
+        raise RepaintError(
+            f"--prompt: model {inpainter.name} is not text-conditioned; prompts need a "
+            "Stable Diffusion (latent diffusion) model"
+        )
     if options.class_label is not None and not (inpainter.class_cond or inpainter.classifier):
         raise RepaintError(
             f"--class: model {inpainter.name} is neither class-conditional nor guided"

@@ -82,10 +82,13 @@ class RunOptions:
     mask_mode: str = "keep"
     grow: int = 0
     fit: str = "auto"
-    mask_blur: int = 0
+    mask_blur: int | None = None  # None: the model family's default
     class_label: int | None = None
     classifier_scale: float | None = None
     batch_size: int | None = None
+    prompt: str | None = None  # text-conditioned (Stable Diffusion) models only
+    negative_prompt: str = ""
+    guidance_scale: float | None = None
 
     def jump_schedule(self) -> JumpSchedule:
         return resolve_schedule(self.preset, self.schedule)

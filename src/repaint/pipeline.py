@@ -32,7 +32,12 @@ from repaint.errors import RepaintError
 from repaint.io import ImageSource, center_crop_resize, load_rgb
 from repaint.masks import check_mask, grow_fill, load_mask
 from repaint.networks import NUM_CLASSES, classifier_from_config, load_checkpoint, unet_from_config
-from repaint.networks.diffusers_models import is_diffusers_model, load_pixel_model
+from repaint.networks.diffusers_models import (
+    is_diffusers_model,
+    is_latent_model,
+    load_pixel_model,
+    locate,
+)
 from repaint.regions import Window, choose_fit, extract, feather, paste, plan_windows, to_tensor
 from repaint.sampler import Step, classifier_guidance, repaint
 from repaint.schedule import JumpSchedule
@@ -139,6 +144,8 @@ class _Item:
 
 class Inpainter:
     """A loaded model ready to inpaint images of any size, one call per image."""
+
+    text_conditioned = False
 
     def __init__(
         self,
@@ -255,11 +262,14 @@ class Inpainter:
         mask_mode: str = "keep",
         grow: int = 0,
         fit: str = "auto",
-        mask_blur: int = 0,
+        mask_blur: int | None = None,
         context: float = 0.5,
         class_label: int | None = None,
         classifier_scale: float | None = None,
         batch_size: int | None = None,
+        prompt: str | None = None,
+        negative_prompt: str = "",
+        guidance_scale: float | None = None,
         name: str = "image",
         callback: Callable[[Progress], None] | None = None,
         record_every: int = 0,
@@ -270,6 +280,11 @@ class Inpainter:
         See the module doc for `fit`; `record_every` keeps an (x_t | predicted x0) frame
         every that many steps for animations."""
         started = time.perf_counter()
+        if prompt or negative_prompt or guidance_scale is not None:
+            raise RepaintError(
+                f"--prompt: model {self.name} is not text-conditioned; prompts need a "
+                "Stable Diffusion (latent diffusion) model"
+            )
         jump_schedule = resolve_schedule(preset, schedule)
         sampler_eta = resolve_eta(preset, eta)
         if num_samples < 1:
@@ -312,7 +327,7 @@ class Inpainter:
             guidance = classifier_guidance(self.classifier, scale)
 
         canvases = [rgb.copy() for _ in range(num_samples)]
-        alpha = feather(fill_t, mask_blur)
+        alpha = feather(fill_t, mask_blur or 0)
         result.frames = [[] for _ in range(num_samples)] if record_every else []
         for number, chunk in enumerate(batches):
             generators = [make_generator(item.seed, self.device) for item in chunk]
@@ -366,6 +381,26 @@ class Inpainter:
         ).to(self.device)
 
 
+def load_inpainter(
+    source: str | Path = DEFAULT_MODEL,
+    *,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "fp32",
+    model_config: str | Path | None = None,
+    acceleration: Acceleration = PLAIN,
+):
+    """Any model: a registered name, a checkpoint, or a diffusers folder / `hf:` id, pixel
+    (`Inpainter`) or latent with a text prompt (`repaint.latent.LatentInpainter`)."""
+    if is_diffusers_model(source) and is_latent_model(locate(source)):
+        from repaint.latent import LatentInpainter
+
+        torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+        return LatentInpainter.from_folder(source, device=torch_device, dtype=_parse_dtype(dtype))
+    return Inpainter.from_pretrained(
+        source, device=device, dtype=dtype, model_config=model_config, acceleration=acceleration
+    )
+
+
 def inpaint(
     image: ImageSource,
     mask: ImageSource,
@@ -378,13 +413,14 @@ def inpaint(
     """One-off inpainting: returns an image, or a list with `num_samples > 1`.
 
     `options` are those of `Inpainter.__call__` (preset, schedule, eta, num_samples, seed,
-    mask_mode, grow, fit, mask_blur, class_label, classifier_scale, batch_size). Keep an
+    mask_mode, grow, fit, mask_blur, class_label, classifier_scale, batch_size; prompt,
+    negative_prompt, guidance_scale for Stable Diffusion models). Keep an
     `Inpainter` to inpaint many images without reloading the model.
     """
     inpainter = (
         model
-        if isinstance(model, Inpainter)
-        else Inpainter.from_pretrained(model, device=device, dtype=dtype)
+        if isinstance(model, Inpainter) or hasattr(model, "unet")
+        else load_inpainter(model, device=device, dtype=dtype)
     )
     images = inpainter(image, mask, **options).images
     return images if options.get("num_samples", 1) > 1 else images[0]

@@ -33,6 +33,16 @@ def is_diffusers_model(source: str | Path) -> bool:
     )
 
 
+def is_latent_model(folder: Path) -> bool:
+    """A diffusers folder with a VAE and a text-conditioned `UNet2DConditionModel`."""
+    unet_config = folder / "unet" / "config.json"
+    return (
+        (folder / "vae" / "config.json").is_file()
+        and unet_config.is_file()
+        and read_json(unet_config).get("_class_name") == "UNet2DConditionModel"
+    )
+
+
 def import_diffusers(source: str | Path):
     try:
         import diffusers
@@ -45,7 +55,10 @@ def locate(source: str | Path) -> Path:
     """The local folder of a model: `hf:` ids from the Hugging Face cache, else downloaded."""
     if not str(source).startswith("hf:"):
         return Path(source)
-    from huggingface_hub import snapshot_download
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise RepaintError(f"{source}: hf: models need the optional extra: {EXTRA}") from None
 
     repo_id = str(source)[3:]
     try:
@@ -72,7 +85,7 @@ class PixelUNet(nn.Module):
         return self.unet(x, timesteps, class_labels=y).sample
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -84,12 +97,29 @@ def load_pixel_model(source: str | Path) -> tuple[PixelUNet, dict[str, Any], Pat
     diffusers = import_diffusers(source)
     root = locate(source)
     unet_dir = root / "unet" if (root / "unet" / "config.json").is_file() else root
-    unet_config = _read_json(unet_dir / "config.json")
+    unet_config = read_json(unet_dir / "config.json")
     kind = unet_config.get("_class_name")
     if kind != "UNet2DModel":
         raise RepaintError(
             f"{source}: a {kind or 'non-diffusers'} model; pixel RePaint needs a UNet2DModel"
         )
+    diffusion = scheduler_config(root, source)
+    try:
+        unet = diffusers.UNet2DModel.from_pretrained(unet_dir)
+    except (OSError, ValueError, RuntimeError) as error:
+        raise RepaintError(f"{unet_dir}: cannot load the UNet2DModel ({error})") from None
+    config = {
+        "image_size": int(unet.config.sample_size),
+        "class_cond": unet.config.num_class_embeds is not None,
+        **diffusion,
+    }
+    return PixelUNet(unet), config, root
+
+
+def scheduler_config(root: Path, source: str | Path) -> dict[str, Any]:
+    """Our diffusion settings from a diffusers scheduler config: the training betas (as
+    diffusers computes them), variance type, prediction type and clipping."""
+    diffusers = import_diffusers(source)
     scheduler_file = next(
         (
             path
@@ -103,7 +133,7 @@ def load_pixel_model(source: str | Path) -> tuple[PixelUNet, dict[str, Any], Pat
     )
     if scheduler_file is None:
         raise RepaintError(f"{source}: no scheduler/scheduler_config.json (the noise schedule)")
-    scheduler = diffusers.DDPMScheduler.from_config(_read_json(scheduler_file))
+    scheduler = diffusers.DDPMScheduler.from_config(read_json(scheduler_file))
     variance = scheduler.config.variance_type
     prediction = scheduler.config.prediction_type
     learned = variance in ("learned", "learned_range")
@@ -113,19 +143,11 @@ def load_pixel_model(source: str | Path) -> tuple[PixelUNet, dict[str, Any], Pat
         raise RepaintError(
             f"{scheduler_file}: prediction_type {prediction!r} is not supported (epsilon or sample)"
         )
-    try:
-        unet = diffusers.UNet2DModel.from_pretrained(unet_dir)
-    except (OSError, ValueError, RuntimeError) as error:
-        raise RepaintError(f"{unet_dir}: cannot load the UNet2DModel ({error})") from None
-    config = {
-        "image_size": int(unet.config.sample_size),
-        "class_cond": unet.config.num_class_embeds is not None,
+    return {
         "learn_sigma": learned,
         "sigma_small": not learned and not VARIANCES[variance],
         "predict_xstart": prediction == "sample",
         "clip_denoised": bool(scheduler.config.clip_sample),
         "diffusion_steps": int(scheduler.config.num_train_timesteps),
         "betas": scheduler.betas.double().tolist(),
-        "family": "diffusers",
     }
-    return PixelUNet(unet), config, root
