@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format demo clean
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+E2E_STAMP := $(VENV)/.installed-e2e
+
+.PHONY: install test test-e2e screenshots lint format demo clean
 
 install: $(STAMP)
 
@@ -15,17 +18,30 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: install
-	$(BIN)/python -m ruff check src tests benchmarks scripts
-	$(BIN)/python -m ruff format --check src tests benchmarks scripts
+	$(BIN)/python -m ruff check src tests benchmarks scripts e2e
+	$(BIN)/python -m ruff format --check src tests benchmarks scripts e2e
 	$(BIN)/python -m pytest -q
 
+# The browser test: Debian's chromium driven by Playwright against `repaint serve`.
+test-e2e: $(E2E_STAMP)
+	$(BIN)/python -m pytest -q e2e
+
+screenshots: $(E2E_STAMP)
+	REPAINT_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q e2e
+
+$(E2E_STAMP): $(STAMP)
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,e2e]'
+	touch $(E2E_STAMP)
+
 lint: install
-	$(BIN)/python -m ruff check src tests benchmarks scripts
-	$(BIN)/python -m ruff format --check src tests benchmarks scripts
+	$(BIN)/python -m ruff check src tests benchmarks scripts e2e
+	$(BIN)/python -m ruff format --check src tests benchmarks scripts e2e
 
 format: install
-	$(BIN)/python -m ruff format src tests benchmarks scripts
-	$(BIN)/python -m ruff check --fix src tests benchmarks scripts
+	$(BIN)/python -m ruff format src tests benchmarks scripts e2e
+	$(BIN)/python -m ruff check --fix src tests benchmarks scripts e2e
 
 demo: install
 	$(BIN)/python scripts/demo.py

@@ -182,6 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("name", help="a name from `repaint models`")
     download.add_argument("--force", action="store_true", help="download again from scratch")
     download.set_defaults(handler=cmd_download)
+
+    serve = commands.add_parser(
+        "serve",
+        help="a web app: paint a mask, run, watch, download",
+        description="Serve the browser app (needs: pip install 'repaint[web]'). One run at a "
+        "time per device; further runs queue.",
+    )
+    serve.add_argument("--model", default="digits", help="the model offered first")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    serve.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    serve.add_argument(
+        "--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default: 10)"
+    )
+    serve.set_defaults(handler=cmd_serve)
     return parser
 
 
@@ -427,6 +442,25 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         f"wrote {len(summary.outputs)} file(s) to {args.out} in {summary.seconds:.1f} s "
         f"({rate:.1f} model evaluations/s, seed {options.seed})"
     )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from repaint.web.app import create_app
+    except ImportError:
+        raise RepaintError("serve needs the optional extra: pip install 'repaint[web]'") from None
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        warnings.warn(
+            f"--host {args.host}: the app has no authentication; anyone who can reach this "
+            "address can use it",
+            stacklevel=1,
+        )
+    app = create_app(model=args.model, device=args.device, max_upload_mb=args.max_upload_mb)
+    print(f"repaint: serving on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -197,29 +197,54 @@ def _write_job(
         stem = output_name(job, sample, options.num_samples)
         path = out_dir / f"{stem}.png"
         write_image(np.asarray(image), path)
-        sidecar = {
-            "repaint_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "input": str(job.image.resolve()),
-            "mask": str(job.mask.resolve()),
-            "name": job.name,
-            "output": path.name,
-            "sample": sample,
-            "model": model_source,
-            "schedule": result.schedule.params(),
-            "sampler": "ddpm" if result.eta is None else f"ddim eta={result.eta:g}",
-            "options": asdict(options),
-            "fit": result.fit,
-            "regions": len(result.windows),
-            "device": device,
-            "dtype": dtype,
-            "model_evaluations": result.model_evaluations,
-            "seconds": round(result.seconds, 3),
-        }
+        sidecar = make_sidecar(
+            result,
+            options,
+            model_source,
+            sample=sample,
+            name=job.name,
+            output=path.name,
+            inputs={"input": str(job.image.resolve()), "mask": str(job.mask.resolve())},
+            device=device,
+            dtype=dtype,
+        )
         with atomic_output(out_dir / f"{stem}.json", "w") as handle:
             json.dump(sidecar, handle, indent=2)
         written.append(path)
     return written
+
+
+def make_sidecar(
+    result: InpaintResult,
+    options: RunOptions,
+    model_source: dict[str, Any],
+    *,
+    sample: int,
+    name: str,
+    output: str,
+    inputs: dict[str, str],
+    device: str,
+    dtype: str,
+) -> dict[str, Any]:
+    """Everything that decided one output: inputs, model, schedule, sampler, seed, options."""
+    return {
+        "repaint_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **inputs,
+        "name": name,
+        "output": output,
+        "sample": sample,
+        "model": model_source,
+        "schedule": result.schedule.params(),
+        "sampler": "ddpm" if result.eta is None else f"ddim eta={result.eta:g}",
+        "options": asdict(options),
+        "fit": result.fit,
+        "regions": len(result.windows),
+        "device": device,
+        "dtype": dtype,
+        "model_evaluations": result.model_evaluations,
+        "seconds": round(result.seconds, 3),
+    }
 
 
 def _write_grid(job: Job, result: InpaintResult, options: RunOptions, out_dir: Path) -> Path:

@@ -1,0 +1,131 @@
+"""The web app's API (`repaint serve`) through FastAPI's test client, on the digits model."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("multipart")
+from fastapi.testclient import TestClient
+
+from repaint.web.app import create_app
+
+SHORT = {"t_T": 8, "jump_length": 3, "jump_n_sample": 2}  # 14 evaluations
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(
+        create_app(model="digits", models=["digits"], device="cpu", max_upload_mb=0.05)
+    ) as c:
+        yield c
+
+
+def png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def inputs():
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    painted = np.zeros((32, 32), dtype=np.uint8)
+    painted[10:20, 5:25] = 255  # white = fill, as the page sends it
+    return image, painted
+
+
+def submit(client, image, painted, filename="photo.png", **options):
+    options = {"model": "digits", "preset": "fast", "schedule": SHORT, "seed": 1, **options}
+    return client.post(
+        "/api/jobs",
+        files={
+            "image": (filename, png(image), "image/png"),
+            "mask": ("mask.png", png(painted), "image/png"),
+        },
+        data={"options": json.dumps(options)},
+    )
+
+
+def wait(client, job_id, states=("done", "cancelled", "failed"), timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get(f"/api/jobs/{job_id}").json()
+        if status["state"] in states:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {status}")
+
+
+def test_page_and_config(client):
+    assert "<canvas" in client.get("/").text
+    config = client.get("/api/config").json()
+    assert config["models"] == ["digits"] and config["presets"]["paper"]["evaluations"] == 2410
+    assert client.post("/api/evaluations", json=SHORT).json() == {"evaluations": 14}
+    assert "t_T" in client.post("/api/evaluations", json={"t_T": 0}).json()["error"]
+
+
+def test_run_changes_only_the_painted_area(client):
+    image, painted = inputs()
+    job = submit(client, image, painted, num_samples=2).json()
+    status = wait(client, job["id"])
+    assert status["state"] == "done" and status["step"] == status["total"] == 14
+    assert client.get(f"/api/jobs/{job['id']}/preview.png").headers["content-type"] == "image/png"
+    for sample in range(2):
+        response = client.get(f"/api/jobs/{job['id']}/results/{sample}.png")
+        name = f"repaint_{job['id']}_{sample}.png"
+        assert response.headers["content-disposition"] == f'attachment; filename="{name}"'
+        result = np.asarray(Image.open(io.BytesIO(response.content)))
+        fill = painted > 0
+        assert (result[~fill] == image[~fill]).all() and (result[fill] != image[fill]).any()
+        sidecar = client.get(f"/api/jobs/{job['id']}/results/{sample}.json").json()
+        assert sidecar["options"]["seed"] == 1 and sidecar["schedule"]["t_T"] == 8
+
+
+def test_cancel_stops_the_run_and_the_next_one_runs(client):
+    image, painted = inputs()
+    long = submit(client, image, painted, schedule=None, preset="paper").json()
+    queued = submit(client, image, painted).json()
+    assert queued["position"] >= 1
+    wait(client, long["id"], states=("running",))
+    assert client.get(f"/api/jobs/{queued['id']}").json()["position"] == 1
+    client.post(f"/api/jobs/{long['id']}/cancel")
+    cancelled = wait(client, long["id"])
+    assert cancelled["state"] == "cancelled" and cancelled["step"] < 2410
+    assert wait(client, queued["id"])["state"] == "done"
+
+
+def test_uploads_are_checked_and_names_never_used(client, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    image, painted = inputs()
+    big = np.random.default_rng(1).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    too_big = submit(client, big, painted)
+    assert too_big.status_code == 413 and "0.05 MB limit" in too_big.json()["detail"]
+    broken = client.post(
+        "/api/jobs",
+        files={"image": ("x.png", b"not an image", "image/png"), "mask": ("m.png", png(painted))},
+        data={"options": "{}"},
+    )
+    assert broken.status_code == 400 and "not a decodable image" in broken.json()["detail"]
+    empty = submit(client, image, np.zeros_like(painted))
+    assert empty.status_code == 400 and "mask is empty" in empty.json()["error"]
+    other = submit(client, image, painted, model="celeba256")
+    assert other.status_code == 400 and "not available" in other.json()["error"]
+    job = submit(client, image, painted, filename="../../evil.png").json()
+    wait(client, job["id"])
+    assert not list(tmp_path.rglob("*"))  # nothing written, least of all ../../evil.png
+
+
+def test_serve_without_the_extra_names_it(monkeypatch, capsys):
+    import sys
+
+    from repaint.cli import main
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    assert main(["serve", "--port", "1"]) == 2
+    assert "pip install 'repaint[web]'" in capsys.readouterr().err
