@@ -358,9 +358,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_inpaint(args: argparse.Namespace) -> int:
-    from repaint.jobs import Job, RunOptions, check_inputs, pair_inputs, read_sidecar, run_jobs
+    from repaint.distributed import Context
+    from repaint.jobs import Job, RunOptions, check_inputs, pair_inputs, read_sidecar
     from repaint.models import parse_class
-    from repaint.pipeline import load_inpainter
 
     only_sample = None
     if args.from_sidecar:
@@ -396,10 +396,52 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     if args.out is None:
         raise RepaintError("inpaint needs --out DIR, the folder for the results")
     options.jump_schedule()  # refuse a bad preset or schedule before loading anything
-    check_inputs(jobs, options.mask_mode)
+    keep_going = len(jobs) > 1  # a folder: record failures and go on; one image: fail now
+    if not keep_going:
+        check_inputs(jobs, options.mask_mode)
+    context = Context.from_env()
+    try:
+        return _inpaint_share(
+            args,
+            context,
+            jobs,
+            options,
+            keep_going,
+            model,
+            model_config,
+            device,
+            dtype,
+            only_sample,
+            sidecar if args.from_sidecar else None,
+        )
+    finally:
+        context.close()
+
+
+def _inpaint_share(
+    args,
+    context,
+    jobs,
+    options,
+    keep_going,
+    model,
+    model_config,
+    device,
+    dtype,
+    only_sample,
+    sidecar,
+) -> int:
+    """This process's share of `repaint inpaint` (all of it without torchrun)."""
+    from repaint.device import new_seed
+    from repaint.jobs import FAILURES, run_jobs
+    from repaint.pipeline import load_inpainter
+
+    total = len(jobs)
+    options.seed = context.broadcast(options.seed if options.seed is not None else new_seed())
+    jobs = context.share(jobs)
     inpainter = load_inpainter(
         model,
-        device=device,
+        device=context.device(device),
         dtype=dtype,
         model_config=model_config,
         acceleration=acceleration_from_args(args),
@@ -420,7 +462,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         "checkpoint": str(inpainter.checkpoint),
         "sha256": inpainter.sha256,
     }
-    if args.from_sidecar and sidecar["model"].get("sha256") not in (None, inpainter.sha256):
+    if sidecar is not None and sidecar["model"].get("sha256") not in (None, inpainter.sha256):
         warnings.warn(
             f"{args.from_sidecar}: the model file changed since (SHA-256 differs)", stacklevel=1
         )
@@ -434,14 +476,27 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         dtype=dtype,
         save_progress=args.save_progress,
         grid=args.grid,
-        progress=False if args.no_progress else None,
+        progress=False if args.no_progress or not context.is_main else None,
         only_sample=only_sample,
+        keep_going=keep_going,
     )
-    rate = summary.model_evaluations / summary.seconds if summary.seconds else 0.0
+    shares = context.gather(summary.counts())
+    if not context.is_main:
+        return 2 if sum(share["failed"] for share in shares) else 0
+    done, skipped, failed = (
+        sum(share[key] for share in shares) for key in ("done", "skipped", "failed")
+    )
+    seconds = max(share["seconds"] for share in shares)
+    evaluations = sum(share["model_evaluations"] for share in shares)
+    rate = evaluations / seconds if seconds else 0.0
+    per_hour = done / seconds * 3600 if seconds else 0.0
     print(
-        f"wrote {len(summary.outputs)} file(s) to {args.out} in {summary.seconds:.1f} s "
-        f"({rate:.1f} model evaluations/s, seed {options.seed})"
+        f"{done} done, {skipped} skipped (already complete), {failed} failed of {total} "
+        f"image(s) in {seconds:.1f} s on {context.world} process(es): {per_hour:.0f} images/hour, "
+        f"{rate:.1f} model evaluations/s, seed {options.seed}; outputs in {args.out}"
     )
+    if failed:
+        raise RepaintError(f"{failed} of {total} image(s) failed; see {args.out / FAILURES}")
     return 0
 
 

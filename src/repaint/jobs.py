@@ -30,6 +30,7 @@ from repaint.pipeline import Inpainter, InpaintResult, Progress, resolve_eta, re
 from repaint.schedule import JumpSchedule
 
 FRAMES_PER_ANIMATION = 80
+FAILURES = "failures.jsonl"
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,18 @@ class RunSummary:
     outputs: list[Path] = field(default_factory=list)
     model_evaluations: int = 0
     seconds: float = 0.0
+    done: int = 0  # images inpainted now
+    skipped: int = 0  # images whose outputs were already complete
+    failed: int = 0  # images recorded in failures.jsonl
+
+    def counts(self) -> dict[str, float]:
+        return {
+            "done": self.done,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "seconds": self.seconds,
+            "model_evaluations": self.model_evaluations,
+        }
 
 
 def output_name(job: Job, sample: int, num_samples: int) -> str:
@@ -128,9 +141,15 @@ def run_jobs(
     grid: bool = False,
     progress: bool | None = None,
     only_sample: int | None = None,
+    keep_going: bool = False,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> RunSummary:
-    """Inpaint every job and write its outputs, sidecars and optional extras."""
+    """Inpaint every job and write its outputs, sidecars and optional extras.
+
+    A job whose outputs and sidecars already exist with the same model and options is
+    skipped, so a rerun finishes an interrupted run. With `keep_going`, a job that fails
+    (unreadable input, NaN) is recorded in `failures.jsonl` and the others go on.
+    """
     schedule = options.jump_schedule()
     options.seed = options.seed if options.seed is not None else new_seed()
     batches = -(-options.num_samples // (options.batch_size or options.num_samples))
@@ -153,14 +172,26 @@ def run_jobs(
             bar.update(1)
 
         for job in jobs:
-            result = inpainter(
-                job.image,
-                job.mask,
-                name=job.name,
-                callback=on_progress,
-                record_every=_record_every(schedule) if save_progress else 0,
-                **asdict(options),
-            )
+            if is_complete(job, options, out_dir, model_source, only_sample):
+                summary.skipped += 1
+                bar.total -= per_image
+                continue
+            try:
+                result = inpainter(
+                    job.image,
+                    job.mask,
+                    name=job.name,
+                    callback=on_progress,
+                    record_every=_record_every(schedule) if save_progress else 0,
+                    **asdict(options),
+                )
+            except RepaintError as error:
+                if not keep_going:
+                    raise
+                record_failure(out_dir, job, str(error))
+                summary.failed += 1
+                continue
+            summary.done += 1
             summary.model_evaluations += result.model_evaluations
             summary.outputs += _write_job(
                 job, result, options, out_dir, model_source, device, dtype, only_sample
@@ -174,6 +205,49 @@ def run_jobs(
                         summary.outputs += save_animation(frames, out_dir / f"{stem}_progress.gif")
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def is_complete(
+    job: Job,
+    options: RunOptions,
+    out_dir: Path,
+    model_source: dict[str, Any],
+    only_sample: int | None = None,
+) -> bool:
+    """Every output of `job` exists with a sidecar saying it was made with this model and
+    these options (outputs are renamed into place only when complete, sidecars last)."""
+    samples = range(options.num_samples) if only_sample is None else [only_sample]
+    for sample in samples:
+        stem = output_name(job, sample, options.num_samples)
+        try:
+            sidecar = json.loads((out_dir / f"{stem}.json").read_text())
+        except (OSError, ValueError):
+            return False
+        same_model = sidecar.get("model", {}).get("sha256") == model_source.get("sha256")
+        if not (
+            (out_dir / f"{stem}.png").is_file()
+            and same_model
+            and sidecar.get("options") == asdict(options)
+        ):
+            return False
+    return True
+
+
+def record_failure(out_dir: Path, job: Job, error: str) -> None:
+    """One JSON line per failed image, appended (a single small write: whole lines even
+    when several processes append)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(
+        {
+            "name": job.name,
+            "image": str(job.image),
+            "mask": str(job.mask),
+            "error": error,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
+    with open(out_dir / FAILURES, "a") as handle:
+        handle.write(line + "\n")
 
 
 def _record_every(schedule: JumpSchedule) -> int:
