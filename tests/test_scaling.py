@@ -104,3 +104,35 @@ def test_a_broken_image_is_recorded_and_the_rest_go_on(folder, tmp_path, capsys)
     assert sorted(outputs(out)) == [f"digit{i}.png" for i in range(8) if i != 3]
     (failure,) = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert failure["name"] == "digit3" and "digit3.png" in failure["error"]
+
+
+def test_reference_config_under_torchrun_matches_per_image_seeds(workdir, tmp_path):
+    """`repaint run --conf` with 2 processes gives, image for image, what one process gives
+    with --per-image-seeds; a rerun skips everything."""
+    import shutil
+
+    import yaml
+
+    conf = yaml.safe_load((workdir / "conf.yml").read_text())
+    conf["data"]["eval"]["uncond32"].update(max_len=None, batch_size=2)
+    (workdir / "conf.yml").write_text(yaml.safe_dump(conf))
+    for folder in ("gts", "masks"):
+        (original,) = sorted((workdir / folder).iterdir())
+        for index in range(5):
+            shutil.copy(original, workdir / folder / f"copy{index}{original.suffix}")
+    run = ["-m", "repaint", "run", "--conf", "conf.yml", "--seed", "3", "--no-progress"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    subprocess.run([sys.executable, *run, "--per-image-seeds"], cwd=workdir, check=True, env=ENV)
+    single = {p.name: p.read_bytes() for p in (workdir / "log" / "inpainted").iterdir()}
+    shutil.rmtree(workdir / "log")
+    subprocess.run([*torchrun, "--nproc_per_node", "2", *run], cwd=workdir, check=True, env=ENV)
+    double = {p.name: p.read_bytes() for p in (workdir / "log" / "inpainted").iterdir()}
+    assert len(single) == 6 and single == double
+    again = subprocess.run(
+        [*torchrun, "--nproc_per_node", "2", *run],
+        cwd=workdir,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0 and "6 skipped" in again.stdout

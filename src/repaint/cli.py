@@ -101,12 +101,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         acceleration=acceleration_from_args(args),
+        per_image_seeds=args.per_image_seeds,
         progress=False if args.no_progress else None,
     )
+    if not summary.main:
+        return 0
     rate = summary.model_evaluations / summary.seconds if summary.seconds else float("inf")
+    skipped = f", {summary.skipped} skipped (already done)" if summary.skipped else ""
     print(
-        f"inpainted {summary.images} image(s) with seed {summary.seed} in "
-        f"{summary.seconds:.1f} s ({rate:.1f} model evaluations/s); outputs in "
+        f"inpainted {summary.images} image(s){skipped} with seed {summary.seed} in "
+        f"{summary.seconds:.1f} s on {summary.processes} process(es) ({rate:.1f} model "
+        "evaluations/s); outputs in "
         + ", ".join(str(folder) for folder in summary.output_folders.values())
     )
     return 0
@@ -134,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seed of the one generator all randomness comes from (default: a fresh one, printed)",
     )
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    run.add_argument(
+        "--per-image-seeds",
+        action="store_true",
+        help="each image its own generator from the seed and its name (always under torchrun): "
+        "results independent of batching and sharding, finished images skipped on a rerun; "
+        "the default is the reference's single generator",
+    )
     add_speed_arguments(run)
     run.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     run.set_defaults(handler=cmd_run)

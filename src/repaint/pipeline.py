@@ -10,7 +10,6 @@ composition and can be reproduced from its sidecar.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import time
 import warnings
@@ -26,7 +25,7 @@ from torch import Tensor
 
 from repaint.accel import PLAIN, Acceleration, accelerate
 from repaint.config import RepaintWarning
-from repaint.device import make_generator, new_seed, resolve_device
+from repaint.device import derive_seed, make_generator, new_seed, resolve_device
 from repaint.diffusion import GaussianDiffusion
 from repaint.errors import RepaintError
 from repaint.io import ImageSource, center_crop_resize, load_rgb
@@ -71,12 +70,6 @@ for quick looks."""
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEFAULT_MODEL = "digits"
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A seed for one sample: SHA-256 of `seed/part/part...`, first 8 bytes, 63 bits."""
-    text = "/".join(str(part) for part in (seed, *parts))
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
 
 
 def resolve_schedule(preset: str | None, schedule: JumpSchedule | Mapping | None) -> JumpSchedule:

@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 
 from repaint.accel import PLAIN, Acceleration, accelerate
 from repaint.config import load_reference_config
-from repaint.device import make_generator, new_seed, resolve_device
+from repaint.device import derive_seed, make_generator, new_seed, resolve_device
 from repaint.diffusion import GaussianDiffusion
+from repaint.distributed import Context
 from repaint.errors import RepaintError
 from repaint.io import center_crop_resize, list_images, read_image, to_uint8, write_image
 from repaint.networks import NUM_CLASSES, classifier_from_config, load_checkpoint, unet_from_config
@@ -48,6 +49,9 @@ class RunSummary:
     model_evaluations: int
     seconds: float
     output_folders: dict[str, Path]
+    skipped: int = 0  # per-image mode: images whose outputs were already there
+    processes: int = 1
+    main: bool = True  # rank 0 (the totals are over all ranks there)
 
 
 def load_eval_items(entry: dict[str, Any], image_size: int) -> list[EvalItem]:
@@ -122,15 +126,30 @@ def run_config(
     seed: int | None = None,
     device: str = "auto",
     acceleration: Acceleration = PLAIN,
+    per_image_seeds: bool = False,
     progress: bool | None = None,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> RunSummary:
-    """Run a reference config end to end and write its four output folders."""
+    """Run a reference config end to end and write its four output folders.
+
+    By default all randomness comes from one generator in the reference's order (what the
+    golden vectors check). With `per_image_seeds`, and always under torchrun, each image
+    draws from its own generator seeded from the run seed and its name, so its result does
+    not depend on the batch or the sharding, and images whose outputs exist are skipped.
+    """
+    context = Context.from_env()
+    try:
+        return _run(conf_path, context, seed, device, acceleration, per_image_seeds, progress, log)
+    finally:
+        context.close()
+
+
+def _run(conf_path, context, seed, device, acceleration, per_image_seeds, progress, log):
     conf = load_reference_config(conf_path)
     (entry,) = conf["data"]["eval"].values()
     schedule = JumpSchedule.from_params(conf["schedule_jump_params"])
     items = load_eval_items(entry, conf["image_size"])
-    torch_device = resolve_device(device)
+    torch_device = resolve_device(context.device(device))
     denoiser, diffusion, guidance = build_model(conf, torch_device, acceleration)
     cond_y = conf["cond_y"]
     if cond_y is not None and not 0 <= int(cond_y) < NUM_CLASSES:
@@ -139,30 +158,51 @@ def run_config(
     # Labels matter only to a class-conditional model or a classifier; only then are random
     # ones drawn (from the run's generator, before the batch's x_T).
     needs_labels = bool(conf["class_cond"]) or guidance is not None
-    seed = new_seed() if seed is None else seed
-    generator = make_generator(seed, torch_device)
+    seed = context.broadcast(new_seed() if seed is None else seed)
     batch_size = entry["batch_size"]
-    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
-    if entry["drop_last"] and len(batches[-1]) < batch_size and len(batches) > 1:
-        batches.pop()
+    if entry["drop_last"] and len(items) % batch_size and len(items) > batch_size:
+        items = items[: len(items) - len(items) % batch_size]
     folders = {
         key: Path(entry["paths"][key]).expanduser() for key in entry["paths"] if key in OUTPUTS
     }
+    per_image = per_image_seeds or context.world > 1
+    skipped = 0
+    if per_image:  # this rank's share, less what an earlier run finished
+        share = context.share(items)
+        items = [
+            i for i in share if not all((f / f"{i.name}.png").is_file() for f in folders.values())
+        ]
+        skipped = len(share) - len(items)
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     total = schedule.reverse_steps * len(batches)
-    log(
-        f"{conf.get('name') or Path(conf_path).stem}: {sum(map(len, batches))} images, "
-        f"{schedule.reverse_steps} model evaluations each, seed {seed}, {torch_device}"
-    )
+    if context.is_main:
+        log(
+            f"{conf.get('name') or Path(conf_path).stem}: {sum(map(len, batches))} images, "
+            f"{schedule.reverse_steps} model evaluations each, seed {seed}, {torch_device}"
+            + (f", {context.world} processes" if context.world > 1 else "")
+        )
 
     started = time.perf_counter()
-    show = sys.stderr.isatty() if progress is None else progress
+    show = (sys.stderr.isatty() if progress is None else progress) and context.is_main
+    generator = make_generator(seed, torch_device)
     with tqdm(total=total, unit="eval", disable=not show, dynamic_ncols=True) as bar:
         for batch in batches:
             image = torch.stack([item.image for item in batch]).to(torch_device)
             keep_mask = torch.stack([item.keep_mask for item in batch]).to(torch_device)
+            if per_image:  # each image its own noise: results independent of the sharding
+                generators = [
+                    make_generator(derive_seed(seed, item.name), torch_device) for item in batch
+                ]
             labels = None
             if cond_y is not None:
                 labels = torch.full((len(batch),), int(cond_y), device=torch_device)
+            elif needs_labels and per_image:
+                labels = torch.cat(
+                    [
+                        torch.randint(0, NUM_CLASSES, (1,), generator=g, device=g.device)
+                        for g in generators
+                    ]
+                ).to(torch_device)
             elif needs_labels:
                 labels = torch.randint(
                     0, NUM_CLASSES, (len(batch),), generator=generator, device=torch_device
@@ -173,7 +213,7 @@ def run_config(
                 image,
                 keep_mask,
                 schedule,
-                generator=generator,
+                generator=generators if per_image else generator,
                 labels=labels,
                 guidance=guidance,
                 clip_denoised=bool(conf["clip_denoised"]),
@@ -181,12 +221,17 @@ def run_config(
                 callback=lambda step: bar.update(1),
             )
             _write_outputs(folders, [item.name for item in batch], image, keep_mask, sample)
+    seconds = time.perf_counter() - started
+    shares = context.gather((sum(map(len, batches)), skipped, total, seconds))
     return RunSummary(
-        images=sum(map(len, batches)),
+        images=sum(share[0] for share in shares),
         seed=seed,
-        model_evaluations=total,
-        seconds=time.perf_counter() - started,
+        model_evaluations=sum(share[2] for share in shares),
+        seconds=max(share[3] for share in shares),
         output_folders=folders,
+        skipped=sum(share[1] for share in shares),
+        processes=context.world,
+        main=context.is_main,
     )
 
 
