@@ -9,11 +9,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from repaint import __version__
 from repaint.errors import RepaintError
 from repaint.masks import MASK_KINDS
 from repaint.schedule import NEVER, JumpSchedule
+
+if TYPE_CHECKING:
+    from repaint.distributed import Context
+    from repaint.jobs import Job, RunOptions
 
 EXIT_USER_ERROR = 2
 
@@ -374,14 +379,12 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     from repaint.jobs import Job, RunOptions, check_inputs, pair_inputs, read_sidecar
     from repaint.models import parse_class
 
-    only_sample = None
+    only_sample, sidecar = None, None
     if args.from_sidecar:
         sidecar = read_sidecar(args.from_sidecar)
         jobs = [Job(sidecar["name"], Path(sidecar["input"]), Path(sidecar["mask"]))]
         options = RunOptions(**sidecar["options"])
-        model, model_config = sidecar["model"]["model"], sidecar["model"]["model_config"]
         only_sample = int(sidecar["sample"])
-        device, dtype = sidecar.get("device", args.device), sidecar.get("dtype", args.dtype)
     else:
         if not args.image or not args.mask:
             raise RepaintError("inpaint needs IMAGE and --mask (or --from-sidecar FILE.json)")
@@ -404,7 +407,6 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         options.eta = "ddpm" if resolved is None else resolved
         if args.class_label is not None:
             options.class_label = parse_class(args.class_label)
-        model, model_config, device, dtype = args.model, args.model_config, args.device, args.dtype
     if args.out is None:
         raise RepaintError("inpaint needs --out DIR, the folder for the results")
     options.jump_schedule()  # refuse a bad preset or schedule before loading anything
@@ -413,40 +415,31 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
         check_inputs(jobs, options.mask_mode)
     context = Context.from_env()
     try:
-        return _inpaint_share(
-            args,
-            context,
-            jobs,
-            options,
-            keep_going,
-            model,
-            model_config,
-            device,
-            dtype,
-            only_sample,
-            sidecar if args.from_sidecar else None,
-        )
+        return _inpaint_share(args, context, jobs, options, keep_going, only_sample, sidecar)
     finally:
         context.close()
 
 
 def _inpaint_share(
-    args,
-    context,
-    jobs,
-    options,
-    keep_going,
-    model,
-    model_config,
-    device,
-    dtype,
-    only_sample,
-    sidecar,
+    args: argparse.Namespace,
+    context: Context,
+    jobs: list[Job],
+    options: RunOptions,
+    keep_going: bool,
+    only_sample: int | None,
+    sidecar: dict[str, Any] | None,
 ) -> int:
-    """This process's share of `repaint inpaint` (all of it without torchrun)."""
+    """This process's share of `repaint inpaint` (all of it without torchrun); the model
+    and device come from the sidecar being redone, else from the flags."""
     from repaint.device import new_seed
     from repaint.jobs import FAILURES, run_jobs
     from repaint.pipeline import load_inpainter
+
+    if sidecar is not None:
+        model, model_config = sidecar["model"]["model"], sidecar["model"]["model_config"]
+        device, dtype = sidecar.get("device", args.device), sidecar.get("dtype", args.dtype)
+    else:
+        model, model_config, device, dtype = args.model, args.model_config, args.device, args.dtype
 
     total = len(jobs)
     options.seed = context.broadcast(options.seed if options.seed is not None else new_seed())
