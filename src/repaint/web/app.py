@@ -78,8 +78,8 @@ class WebJob:
 class Runner:
     """Runs jobs one at a time on one device, in the order they came."""
 
-    def __init__(self, load: Callable[[str], Any], device: str) -> None:
-        self.load, self.device = load, device
+    def __init__(self, load: Callable[[str], Any]) -> None:
+        self.load = load
         self.jobs: dict[str, WebJob] = {}
         self.waiting: list[str] = []
         self.queue: queue.Queue[str] = queue.Queue()
@@ -214,7 +214,7 @@ def create_app(
     offered = models or list(
         dict.fromkeys([model, *(row["name"] for row in list_models() if row["downloaded"])])
     )
-    runner = Runner(load or (lambda name: load_inpainter(name, device=device)), device)
+    runner = Runner(load or (lambda name: load_inpainter(name, device=device)))
     limit = int(max_upload_mb * 2**20)
     app = FastAPI(title="repaint", docs_url=None, redoc_url=None)
 
