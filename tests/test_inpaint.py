@@ -12,7 +12,7 @@ from PIL import Image
 
 from repaint import inpaint
 from repaint.cli import main
-from repaint.config import RepaintWarning
+from repaint.errors import RepaintWarning
 from repaint.errors import RepaintError
 from repaint.pipeline import PRESETS, Inpainter
 from repaint.schedule import JumpSchedule

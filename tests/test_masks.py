@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from repaint import masks
-from repaint.config import RepaintWarning
+from repaint.errors import RepaintWarning
 from repaint.errors import RepaintError
 from repaint.masks import (
     MASK_KINDS,

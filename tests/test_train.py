@@ -9,7 +9,7 @@ from PIL import Image
 
 import repaint.train as train_module
 from repaint.cli import main
-from repaint.config import RepaintWarning
+from repaint.errors import RepaintWarning
 from repaint.diffusion import GaussianDiffusion, q_sample
 from repaint.errors import RepaintError
 from repaint.losses import training_loss

@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repaint import __version__
+from repaint.version import __version__
 from repaint.errors import RepaintError
 from repaint.masks import MASK_KINDS
 from repaint.schedule import NEVER, JumpSchedule

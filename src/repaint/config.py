@@ -11,13 +11,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from repaint.errors import RepaintError
+from repaint.errors import RepaintError, RepaintWarning
 from repaint.io import read_yaml
 from repaint.schedule import JumpSchedule
-
-
-class RepaintWarning(UserWarning):
-    """Something was ignored or adjusted; the run goes on."""
 
 
 # guided-diffusion's model_and_diffusion_defaults() and classifier_defaults()

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from repaint import __version__
+from repaint.version import __version__
 from repaint.device import new_seed
 from repaint.errors import RepaintError
 from repaint.io import atomic_output, list_images, load_rgb, write_image

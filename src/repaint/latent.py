@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from repaint.config import RepaintWarning
+from repaint.errors import RepaintWarning
 from repaint.device import make_generator, new_seed
 from repaint.diffusion import GaussianDiffusion
 from repaint.errors import RepaintError

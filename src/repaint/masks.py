@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from repaint.config import RepaintWarning
+from repaint.errors import RepaintWarning
 from repaint.errors import RepaintError
 from repaint.io import ImageSource, open_image, write_image
 

@@ -40,7 +40,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from repaint import __version__
+from repaint.version import __version__
 from repaint.config import CLASSIFIER_DEFAULTS, DIFFUSION_DEFAULTS, MODEL_DEFAULTS
 from repaint.errors import RepaintError
 from repaint.io import atomic_output, read_yaml

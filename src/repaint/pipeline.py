@@ -24,7 +24,7 @@ from PIL import Image
 from torch import Tensor
 
 from repaint.accel import PLAIN, Acceleration, accelerate
-from repaint.config import RepaintWarning
+from repaint.errors import RepaintWarning
 from repaint.device import derive_seed, make_generator, new_seed, resolve_device
 from repaint.diffusion import GaussianDiffusion
 from repaint.errors import RepaintError

@@ -23,7 +23,7 @@ import yaml
 from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
-from repaint.config import RepaintWarning
+from repaint.errors import RepaintWarning
 from repaint.datasets import load_training_images
 from repaint.device import make_generator
 from repaint.diffusion import GaussianDiffusion, q_sample
