@@ -27,8 +27,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.quality import Method, machine_info, run_benchmark
+from repaint.choices import DEFAULT_MODEL
 from repaint.io import atomic_output
-from repaint.pipeline import DEFAULT_MODEL, PRESETS, Inpainter
+from repaint.loading import load_inpainter
+from repaint.presets import DEFAULT_PRESET, PRESETS, get_preset
 
 
 def compare(reference: np.ndarray, other: np.ndarray, keep: np.ndarray) -> dict[str, float]:
@@ -46,7 +48,7 @@ def compare(reference: np.ndarray, other: np.ndarray, keep: np.ndarray) -> dict[
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/precision.py", description=__doc__)
-    parser.add_argument("--preset", default="fast", choices=PRESETS)
+    parser.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESETS)
     parser.add_argument("--dtypes", default="fp32,bf16", help="fp32 first (the reference)")
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--device", default="cpu")
@@ -54,14 +56,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs"))
     args = parser.parse_args(argv)
     dtypes = args.dtypes.split(",")
-    preset = PRESETS[args.preset]
+    preset = get_preset(args.preset)
     method = Method(
         f"preset-{args.preset}", "repaint", f"preset {args.preset}", preset.schedule, preset.eta
     )
     runs = {}
     for dtype in dtypes:
         print(f"{dtype}:", file=sys.stderr)
-        inpainter = Inpainter.from_pretrained(args.model, device=args.device, dtype=dtype)
+        inpainter = load_inpainter(args.model, device=args.device, dtype=dtype)
         runs[dtype] = run_benchmark(
             inpainter, images=args.images, methods=[], extra_methods=[method]
         )

@@ -36,9 +36,11 @@ from benchmarks.quality import (
     missing_requirements,
     run_benchmark,
 )
+from repaint.choices import DEFAULT_MODEL
 from repaint.errors import RepaintError
 from repaint.io import atomic_output
-from repaint.pipeline import DEFAULT_MODEL, PRESETS, Inpainter
+from repaint.loading import load_inpainter
+from repaint.presets import PRESETS
 from repaint.schedule import JumpSchedule
 
 PAPER = "paper"
@@ -244,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for m in candidates
         ]
     try:
-        inpainter = Inpainter.from_pretrained(args.model, device=args.device)
+        inpainter = load_inpainter(args.model, device=args.device)
         benchmark = run_benchmark(
             inpainter,
             images=args.images,

@@ -62,12 +62,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from repaint.choices import DEFAULT_MODEL, MASK_KINDS
 from repaint.datasets import load_digits
-from repaint.device import make_generator
+from repaint.device import derive_seed, make_generator
 from repaint.errors import RepaintError
-from repaint.io import atomic_output
-from repaint.masks import MASK_KINDS, generate_mask
-from repaint.pipeline import DEFAULT_MODEL, PRESETS, Inpainter, derive_seed
+from repaint.inpainter import Inpainter
+from repaint.io import atomic_output, from_uint8, to_uint8
+from repaint.loading import load_inpainter
+from repaint.masks import generate_mask
+from repaint.pixel import PixelInpainter
+from repaint.presets import PRESETS
+from repaint.prior import Prior, parse_dtype
 from repaint.sampler import Step, repaint
 from repaint.schedule import JumpSchedule
 
@@ -210,16 +215,6 @@ def build_methods(
 # --------------------------------------------------------------------------- samplers
 
 
-def _to_tensor(images: np.ndarray) -> Tensor:
-    """uint8 (N, H, W, 3) -> float (N, 3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
-def _to_uint8(samples: Tensor) -> np.ndarray:
-    pixels = ((samples.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).cpu().numpy()
-
-
 def _diffusers_scheduler(config: Mapping[str, Any]):
     """A RePaintScheduler with our model's betas."""
     from diffusers import RePaintScheduler
@@ -297,16 +292,16 @@ def opencv_inpaint(images: np.ndarray, keeps: np.ndarray, flag: int) -> np.ndarr
     )
 
 
-def measure_forward(inpainter: Inpainter, batch: int, repeats: int = 2) -> float:
+def measure_forward(prior: Prior, batch: int, repeats: int = 2) -> float:
     """Seconds of one forward pass of a batch (after a warm-up pass)."""
-    size = inpainter.image_size
-    x = torch.randn(batch, 3, size, size, device=inpainter.device)
-    t = torch.full((batch,), 500, device=inpainter.device)
+    size = prior.image_size
+    x = torch.randn(batch, 3, size, size, device=prior.device)
+    t = torch.full((batch,), 500, device=prior.device)
     with torch.inference_mode():
-        inpainter.denoise(x, t, None)
+        prior.denoise(x, t, None)
         started = time.perf_counter()
         for _ in range(repeats):
-            inpainter.denoise(x, t, None)
+            prior.denoise(x, t, None)
     return (time.perf_counter() - started) / repeats
 
 
@@ -443,13 +438,19 @@ def run_benchmark(
     `extra_methods` (our sampler with other schedules or `eta`) run after the named ones.
     `on_method` gets the partial report (`complete` false) after every method but the last.
     """
-    if inpainter.class_cond:
+    if not isinstance(inpainter, PixelInpainter):
+        raise RepaintError(
+            f"model {inpainter.name}: the benchmark needs a pixel-space model (a checkpoint "
+            "or a diffusers UNet2DModel), not a latent one"
+        )
+    prior = inpainter.prior
+    if prior.class_cond:
         raise RepaintError("the benchmark needs an unconditional model (labels would leak)")
     size = inpainter.image_size
     test_images, test_labels = load_digits("test", size)
     if not 1 <= images <= len(test_images):
         raise RepaintError(f"--images must be in [1, {len(test_images)}], got {images}")
-    diffusion_steps = int(inpainter.config.get("diffusion_steps", 1000))
+    diffusion_steps = prior.diffusion_steps
     chosen = build_methods(
         methods, diffusion_steps=diffusion_steps, schedules=schedules, schedule_scale=schedule_scale
     ) + list(extra_methods)
@@ -478,7 +479,7 @@ def run_benchmark(
 
     # ETA from a measured forward pass of the largest batch.
     largest = max(len(b) for b in batches)
-    forward_s = measure_forward(inpainter, largest)
+    forward_s = measure_forward(prior, largest)
     per_unit = forward_s / largest * SAMPLER_OVERHEAD
     work = {m.name: m.evaluations * items for m in chosen}
     estimate = sum(work.values()) * per_unit
@@ -490,7 +491,7 @@ def run_benchmark(
     log(f"estimated time: ~{_duration(estimate)} for {sum(work.values()):,} image-evaluations")
     progress = Progress(sum(work.values()), estimate, log, log_every)
 
-    image_t = _to_tensor(truth).to(inpainter.device)
+    image_t = torch.stack([from_uint8(image) for image in truth]).to(inpainter.device)
     keep_t = torch.from_numpy(keep)[:, None].float().to(inpainter.device)
     outputs: dict[str, np.ndarray] = {}
     rows: dict[str, Any] = {}
@@ -500,9 +501,9 @@ def run_benchmark(
             "model": inpainter.name,
             "checkpoint": None if inpainter.checkpoint is None else str(inpainter.checkpoint),
             "sha256": inpainter.sha256,
-            "model_config": {k: v for k, v in inpainter.config.items() if k != "trained"},
+            "model_config": {k: v for k, v in prior.config.items() if k != "trained"},
             "device": str(inpainter.device),
-            "dtype": str(next(inpainter.unet.parameters()).dtype).removeprefix("torch."),
+            "dtype": str(parse_dtype(inpainter.loaded_as["dtype"])).removeprefix("torch."),
             "image_size": size,
             "images": images,
             "test_images": "the first N of the digits test split (index % 6 == 0)",
@@ -549,9 +550,7 @@ def run_benchmark(
                 label = f"{method.name} batch {number}/{len(batches)} [{batch_kinds}]"
                 generators = [make_generator(seeds[i], inpainter.device) for i in batch]
                 results.append(
-                    _sample(
-                        inpainter, method, image_t[part], keep_t[part], generators, progress, label
-                    )
+                    _sample(prior, method, image_t[part], keep_t[part], generators, progress, label)
                 )
                 progress.advance(0, f"{label} done", force=True)
             outputs[method.name] = np.concatenate(results)
@@ -613,7 +612,7 @@ def score(
 
 
 def _sample(
-    inpainter: Inpainter,
+    prior: Prior,
     method: Method,
     image: Tensor,
     keep: Tensor,
@@ -631,13 +630,14 @@ def _sample(
                 progress.advance(size, f"{label} evaluation {step.index + 1}/{step.total}")
 
             samples = repaint(
-                inpainter.denoise,
-                inpainter.diffusion(schedule.t_T),
+                prior.denoise,
+                prior.diffusion(schedule.t_T),
                 image,
                 keep,
                 schedule,
                 generator=generators,
                 eta=method.eta,
+                clip_denoised=prior.clip_denoised,
                 callback=on_step,
             )
         else:
@@ -646,9 +646,9 @@ def _sample(
                 progress.advance(size, f"{label} evaluation {done}/{total}")
 
             samples = diffusers_repaint(
-                inpainter.denoise, inpainter.config, image, keep, schedule, generators, on_eval
+                prior.denoise, prior.config, image, keep, schedule, generators, on_eval
             )
-    return _to_uint8(samples)
+    return to_uint8(samples)
 
 
 def _nanmean(values: np.ndarray) -> float | None:
@@ -930,7 +930,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = sorted(set(kinds) - set(MASK_KINDS))
         if unknown:
             raise RepaintError(f"--kinds: unknown mask kind(s) {', '.join(unknown)}")
-        inpainter = Inpainter.from_pretrained(args.model, device=args.device)
+        inpainter = load_inpainter(args.model, device=args.device)
         _stderr(f"model {inpainter.name} ({inpainter.checkpoint}) on {inpainter.device}")
         header = {
             "command": command,

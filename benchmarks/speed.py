@@ -5,7 +5,8 @@
 
 Each case runs the whole sampler (known-region injection, jumps, the final paste) on one
 random image with a half mask, with networks of the published architectures and random
-weights, so nothing is downloaded:
+weights, so nothing is downloaded; every network and diffusion is built by
+`repaint.prior.create_prior`, the factory every user's model goes through:
 
 - `digits` (1.9 M parameters, 32 px, the embedded model) and `celeba256` (the guided-diffusion
   256 px UNet of the CelebA-HQ and Places2 checkpoints, 552.8 M) through our sampler, plain
@@ -35,6 +36,7 @@ import resource
 import shlex
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -48,12 +50,12 @@ from torch.overrides import TorchFunctionMode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from repaint.accel import Acceleration
+from repaint.checkpoints import MODELS
 from repaint.device import resolve_device
-from repaint.diffusion import GaussianDiffusion
 from repaint.io import atomic_output
-from repaint.models import MODELS, resolve_model
 from repaint.networks import unet_from_config
-from repaint.pipeline import Inpainter
+from repaint.networks.diffusers_models import PixelUNet
+from repaint.prior import Prior, create_prior
 from repaint.sampler import repaint
 from repaint.schedule import JumpSchedule
 
@@ -198,56 +200,87 @@ def test_inputs(size: int, batch: int, device: torch.device) -> tuple[torch.Tens
     return image.to(device), keep.to(device)
 
 
+def random_checkpoint(config: dict, folder: Path) -> Path:
+    """A checkpoint of the architecture `config` describes, with random weights (seed 0)."""
+    torch.manual_seed(0)
+    path = folder / "random.pt"
+    torch.save(unet_from_config(config).state_dict(), path)
+    return path
+
+
 def our_cases(
     arch: str, config: dict, variants: list[str], batches: list[int], schedule, device, peaks
 ) -> list[Case]:
+    """Each variant's network comes from `create_prior`, as every user's does: from a
+    random-weight checkpoint, so that fp16/bf16 get our UNet's own precision scheme (a ready
+    network passed as `network=` would be put under autocast instead)."""
     cases = []
-    models: dict[str, torch.nn.Module] = {}
-    size = int(config["image_size"])
-    for variant in variants:
-        dtype_name, acceleration = VARIANTS[variant]
-        if dtype_name == "fp16" and device.type != "cuda":
-            continue
-        if dtype_name not in models:
-            torch.manual_seed(0)
-            models[dtype_name] = unet_from_config(
+    with tempfile.TemporaryDirectory(prefix="speed-") as folder:
+        checkpoint = random_checkpoint(config, Path(folder))
+        for variant in variants:
+            dtype_name, acceleration = VARIANTS[variant]
+            if dtype_name == "fp16" and device.type != "cuda":
+                continue
+            prior = create_prior(
                 config,
-                dtype={"fp32": torch.float32, "bf16": torch.bfloat16}.get(
-                    dtype_name, torch.float16
-                ),
+                checkpoint=checkpoint,
+                device=device,
+                dtype=dtype_name,
+                acceleration=acceleration,
+                source=f"random {arch} weights",
             )
-        network = models[dtype_name]
-        inpainter = Inpainter(network, config, device=device, name=arch, acceleration=acceleration)
-        diffusion = inpainter.diffusion(schedule.t_T)
-        params = sum(p.numel() for p in network.parameters())
-        probe = torch.randn(1, 3, size, size, device=device)
-        flops = count_flops(
-            lambda network=network, probe=probe: network(probe, torch.tensor([500], device=device))
-        )
-        for batch in batches:
-            image, keep = test_inputs(size, batch, device)
+            cases += _our_variant_cases(
+                arch, prior, variant, dtype_name, batches, schedule, device, peaks
+            )
+    return cases
 
-            def run(inpainter=inpainter, image=image, keep=keep, diffusion=diffusion) -> Any:
-                generators = [torch.Generator(device).manual_seed(k) for k in range(len(image))]
-                with torch.no_grad():
-                    return repaint(
-                        inpainter.denoise, diffusion, image, keep, schedule, generator=generators
-                    )
 
-            cases.append(
-                Case(
-                    arch,
-                    "repaint",
-                    variant,
-                    batch,
+def _our_variant_cases(
+    arch: str,
+    prior: Prior,
+    variant: str,
+    dtype_name: str,
+    batches: list[int],
+    schedule: JumpSchedule,
+    device: torch.device,
+    peaks: dict[str, float | None],
+) -> list[Case]:
+    network, size = prior.network, prior.image_size
+    diffusion = prior.diffusion(schedule.t_T)
+    params = sum(p.numel() for p in network.parameters())
+    probe = torch.randn(1, 3, size, size, device=device)
+    flops = count_flops(lambda: network(probe, torch.tensor([500], device=device)))
+    cases = []
+    for batch in batches:
+        image, keep = test_inputs(size, batch, device)
+
+        def run(image=image, keep=keep) -> Any:
+            generators = [torch.Generator(device).manual_seed(k) for k in range(len(image))]
+            with torch.no_grad():
+                return repaint(
+                    prior.denoise,
+                    diffusion,
+                    image,
+                    keep,
                     schedule,
-                    run,
-                    params,
-                    flops,
-                    peaks[dtype_name],
-                    dtype_name,
+                    generator=generators,
+                    clip_denoised=prior.clip_denoised,
                 )
+
+        cases.append(
+            Case(
+                arch,
+                "repaint",
+                variant,
+                batch,
+                schedule,
+                run,
+                params,
+                flops,
+                peaks[dtype_name],
+                dtype_name,
             )
+        )
     return cases
 
 
@@ -266,15 +299,27 @@ def diffusers_cases(batches: list[int], schedule, device, peaks) -> list[Case]:
     )
     pipeline = RePaintPipeline(unet=unet, scheduler=scheduler).to(device)
     pipeline.set_progress_bar_config(disable=True)
-    diffusion = GaussianDiffusion.from_config(
-        steps=1000, timestep_respacing=str(schedule.t_T), learn_sigma=False, sigma_small=True
+    # Our sampler gets the same UNet2DModel the way a diffusers pixel model is loaded
+    # (`repaint.loading`): behind PixelUNet, through create_prior, with the scheduler's
+    # diffusion (linear betas, fixed small variance, clipped x0).
+    prior = create_prior(
+        {
+            "image_size": 256,
+            "class_cond": False,
+            "diffusion_steps": 1000,
+            "noise_schedule": "linear",
+            "learn_sigma": False,
+            "sigma_small": True,
+            "predict_xstart": False,
+            "clip_denoised": True,
+        },
+        network=PixelUNet(unet),
+        device=device,
     )
+    diffusion = prior.diffusion(schedule.t_T)
     params = sum(p.numel() for p in unet.parameters())
     probe = torch.randn(1, 3, 256, 256, device=device)
     flops = count_flops(lambda: unet(probe, torch.tensor([500], device=device)))
-
-    def denoise(x, timesteps, labels):
-        return unet(x, timesteps).sample
 
     cases = []
     for batch in batches:
@@ -298,7 +343,14 @@ def diffusers_cases(batches: list[int], schedule, device, peaks) -> list[Case]:
             generators = [torch.Generator(device).manual_seed(k) for k in range(len(image))]
             with torch.no_grad():
                 return repaint(
-                    denoise, diffusion, image, keep, schedule, generator=generators, eta=1.0
+                    prior.denoise,
+                    diffusion,
+                    image,
+                    keep,
+                    schedule,
+                    generator=generators,
+                    eta=1.0,
+                    clip_denoised=prior.clip_denoised,
                 )
 
         for sampler, run in (("diffusers", run_diffusers), ("repaint", run_ours)):
@@ -497,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         if arch == "ddpm-celebahq-256":
             cases = diffusers_cases(large_batches, schedule_for("large"), device, peaks)
         else:
-            config = resolve_model("digits").config if arch == "digits" else MODELS[arch].config
+            config = MODELS[arch].config
             size = "small" if int(config["image_size"]) <= 64 else "large"
             sizes = batches if size == "small" else large_batches
             cases = our_cases(arch, config, variants, sizes, schedule_for(size), device, peaks)

@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from repaint.choices import MASK_KINDS
 from repaint.datasets import load_digits
-from repaint.masks import MASK_KINDS, generate_mask
+from repaint.loading import load_inpainter
+from repaint.masks import generate_mask
 from repaint.outputs import comparison_grid, save_animation
-from repaint.pipeline import Inpainter
 
 OUT = Path("demo_output")
 PRESET = "fast"
@@ -25,8 +26,9 @@ PRESET = "fast"
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     started = time.perf_counter()
-    inpainter = Inpainter.from_pretrained("digits", device="cpu")
+    inpainter = load_inpainter("digits", device="cpu")
     size = inpainter.image_size
+    assert size is not None  # the digits model has one square size
     images, labels = load_digits("test", size)
     rng = np.random.default_rng(0)
     rows, evaluations = [], 0

@@ -11,7 +11,10 @@ import torch
 
 from benchmarks.speed import ValueReads
 from repaint.accel import Acceleration
-from repaint.pipeline import Inpainter
+from repaint.checkpoints import resolve_model
+from repaint.loading import load_inpainter
+from repaint.pixel import PixelInpainter
+from repaint.prior import Prior, create_prior
 from repaint.sampler import repaint
 from repaint.schedule import JumpSchedule
 from tests.conftest import SHORT
@@ -19,15 +22,15 @@ from tests.conftest import SHORT
 BF16_TOLERANCE = 0.1  # max abs difference of a bf16 sample from fp32, in [-1, 1] units
 
 
-def sample(inpainter: Inpainter, schedule: dict = SHORT) -> torch.Tensor:
+def sample(prior: Prior, schedule: dict = SHORT) -> torch.Tensor:
     """The raw sample of a fixed half-masked image, two items, fixed generators."""
     image = torch.linspace(-1, 1, 2 * 3 * 32 * 32).reshape(2, 3, 32, 32)
     keep = torch.zeros(2, 1, 32, 32)
     keep[..., :16] = 1
     jumps = JumpSchedule.from_params(schedule)
     return repaint(
-        inpainter.denoise,
-        inpainter.diffusion(jumps.t_T),
+        prior.denoise,
+        prior.diffusion(jumps.t_T),
         image,
         keep,
         jumps,
@@ -36,8 +39,11 @@ def sample(inpainter: Inpainter, schedule: dict = SHORT) -> torch.Tensor:
     )
 
 
-def load(**options) -> Inpainter:
-    return Inpainter.from_pretrained("digits", device="cpu", **options)
+def load(**options) -> Prior:
+    """The digits model's prior, loaded as users load it (`load_inpainter`)."""
+    inpainter = load_inpainter("digits", device="cpu", **options)
+    assert isinstance(inpainter, PixelInpainter)
+    return inpainter.prior
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +52,9 @@ def plain() -> torch.Tensor:
 
 
 def test_channels_last_gives_the_plain_result(plain):
-    fast = load(acceleration=Acceleration(channels_last=True))
+    fast = load(channels_last=True)
     assert (
-        fast.unet.input_blocks[1][0]
+        fast.network.input_blocks[1][0]
         .in_layers[2]
         .weight.is_contiguous(memory_format=torch.channels_last)
     )
@@ -57,7 +63,7 @@ def test_channels_last_gives_the_plain_result(plain):
 
 def test_compiled_network_gives_the_plain_result(plain):
     torch._dynamo.reset()
-    compiled = load(acceleration=Acceleration(compile=True))
+    compiled = load(compile=True)
     result = sample(compiled)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # really compiled
     torch.testing.assert_close(result, plain, atol=1e-4, rtol=0)
@@ -68,7 +74,13 @@ def test_bf16_stays_within_the_documented_tolerance(plain, how):
     if how == "torso":  # our UNet's own scheme: bf16 convolutions, fp32 norms
         half = load(dtype="bf16")
     else:  # autocast, as for networks of other families
-        half = load(acceleration=Acceleration(autocast=torch.bfloat16))
+        digits = resolve_model("digits")
+        half = create_prior(
+            digits.config,
+            checkpoint=digits.checkpoint,
+            device=torch.device("cpu"),
+            acceleration=Acceleration(autocast=torch.bfloat16),
+        )
     result = sample(half)
     assert result.dtype == torch.float32
     difference = (result - plain).abs()
@@ -78,11 +90,11 @@ def test_bf16_stays_within_the_documented_tolerance(plain, how):
 
 def test_the_loop_reads_no_values_back_per_step():
     """One read after the loop (the NaN check), however many steps: none inside it."""
-    inpainter = load()
+    prior = load()
     counts = []
     for schedule in (SHORT, {"t_T": 12, "jump_length": 3, "jump_n_sample": 3}):
         with ValueReads() as counter:
-            sample(inpainter, schedule)
+            sample(prior, schedule)
         counts.append(counter.calls)
     assert counts[0] == counts[1] == ["__int__"]
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from repaint.cli import main
 from repaint.errors import RepaintError
-from repaint.pipeline import Inpainter
+from repaint.loading import load_inpainter
 from repaint.sampler import repaint
 from repaint.schedule import JumpSchedule
 
@@ -49,16 +49,16 @@ def pixel_model(tmp_path_factory):
 
 def test_our_epsilon_is_the_unet2dmodel_forward(pixel_model):
     folder, unet, _ = pixel_model
-    inpainter = Inpainter.from_pretrained(folder, device="cpu")
+    inpainter = load_inpainter(folder, device="cpu")
     x, t = torch.randn(2, 3, SIZE, SIZE), torch.tensor([10, 700])
     with torch.no_grad():
         expected = unet(x, t).sample
         assert expected.abs().mean() > 0.01  # a real signal, not a zero output layer
-        torch.testing.assert_close(inpainter.denoise(x, t, None), expected, atol=0, rtol=0)
-    assert inpainter.image_size == SIZE and inpainter.config["sigma_small"]
-    half = Inpainter.from_pretrained(folder, device="cpu", dtype="bf16")  # by autocast
+        torch.testing.assert_close(inpainter.prior.denoise(x, t, None), expected, atol=0, rtol=0)
+    assert inpainter.image_size == SIZE and inpainter.prior.config["sigma_small"]
+    half = load_inpainter(folder, device="cpu", dtype="bf16")  # by autocast
     with torch.no_grad():
-        low = half.denoise(x, t, None)
+        low = half.prior.denoise(x, t, None)
     assert low.dtype == torch.float32 and 0 < (low - expected).abs().max() < 0.1
 
 
@@ -90,14 +90,14 @@ def straightforward_repaint(unet, scheduler, image, keep, timesteps, generator):
 @pytest.mark.parametrize("eta", [None, 1.0])
 def test_pixel_inpainting_without_resampling_is_the_plain_loop(pixel_model, eta):
     folder, unet, scheduler = pixel_model
-    inpainter = Inpainter.from_pretrained(folder, device="cpu")
+    inpainter = load_inpainter(folder, device="cpu")
     image = torch.linspace(-1, 1, 3 * SIZE * SIZE).reshape(1, 3, SIZE, SIZE)
     keep = torch.zeros(1, 1, SIZE, SIZE)
     keep[..., : SIZE // 2] = 1
     schedule = JumpSchedule(t_T=10, jump_length=1, jump_n_sample=1)
-    diffusion = inpainter.diffusion(10)
+    diffusion = inpainter.prior.diffusion(10)
     ours = repaint(
-        inpainter.denoise,
+        inpainter.prior.denoise,
         diffusion,
         image,
         keep,
@@ -144,7 +144,7 @@ def test_hf_ids_resolve_through_the_hub_cache(pixel_model, monkeypatch):
         return str(folder)
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
-    inpainter = Inpainter.from_pretrained("hf:google/ddpm-tiny", device="cpu")
+    inpainter = load_inpainter("hf:google/ddpm-tiny", device="cpu")
     assert inpainter.image_size == SIZE and asked == [("google/ddpm-tiny", True)]
 
 
@@ -156,7 +156,7 @@ def test_hf_id_neither_cached_nor_downloadable_is_refused(monkeypatch):
 
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(RepaintError, match="hf:nobody/nothing: not in the Hugging Face cache"):
-        Inpainter.from_pretrained("hf:nobody/nothing", device="cpu")
+        load_inpainter("hf:nobody/nothing", device="cpu")
 
 
 def test_without_the_extra_the_message_names_it(pixel_model, monkeypatch, capsys, tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from repaint.models import DIGITS, DIGITS_DIR, list_models, resolve_model
-from repaint.pipeline import Inpainter
+from repaint.checkpoints import DIGITS, DIGITS_DIR, list_models, resolve_model
+from repaint.loading import load_inpainter
 
 pytest.importorskip("sklearn")
 
@@ -32,7 +32,7 @@ def test_fills_a_held_out_digit_plausibly():
     from repaint.datasets import load_digits
 
     images, _ = load_digits("test", 32)
-    inpainter = Inpainter.from_pretrained("digits", device="cpu")
+    inpainter = load_inpainter("digits", device="cpu")
     keep = np.ones((32, 32), dtype=bool)
     keep[:, 16:] = False
     filled = np.asarray(inpainter(images[1], keep, preset="draft", seed=0).images[0])

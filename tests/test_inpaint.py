@@ -12,16 +12,17 @@ from PIL import Image
 
 from repaint import inpaint
 from repaint.cli import main
-from repaint.errors import RepaintWarning
-from repaint.errors import RepaintError
-from repaint.pipeline import PRESETS, Inpainter
+from repaint.errors import RepaintError, RepaintWarning
+from repaint.inpainter import Inpainter, InpaintResult
+from repaint.loading import load_inpainter
+from repaint.presets import PRESETS
 from repaint.schedule import JumpSchedule
 from tests.conftest import SHORT
 
 
 @pytest.fixture(scope="module")
 def inpainter(tiny_model) -> Inpainter:
-    return Inpainter.from_pretrained(tiny_model, device="cpu")
+    return load_inpainter(tiny_model, device="cpu")
 
 
 def photo(height: int = 32, width: int = 32, seed: int = 0) -> np.ndarray:
@@ -49,7 +50,8 @@ def test_presets_state_their_cost(capsys):
         main(["inpaint", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     for name, schedule in PRESETS.items():
-        assert f"{name} ({schedule.reverse_steps} evaluations)" in help_text
+        assert f"{name} ({schedule.reverse_steps} evaluations" in help_text
+    assert "fast (210 evaluations, default)" in help_text
 
 
 def test_fast_preset_is_the_one_the_presets_benchmark_chose():
@@ -179,11 +181,15 @@ def test_sixteen_bit_and_cmyk_images_are_converted(inpainter, tmp_path):
     assert out[-1, -1, 0] == 255 and out[0, 0, 0] == 0  # scaled, not clipped
 
 
-def test_one_off_inpaint_function(tiny_model):
+def test_one_off_inpaint_function_returns_the_common_result(tiny_model, inpainter):
     result = inpaint(photo(), keep_mask(), model=tiny_model, device="cpu", schedule=SHORT, seed=1)
-    assert isinstance(result, Image.Image)
-    results = inpaint(photo(), keep_mask(), model=tiny_model, schedule=SHORT, seed=1, num_samples=2)
-    assert isinstance(results, list) and len(results) == 2
+    assert isinstance(result, InpaintResult) and len(result.images) == 1
+    assert result.request.seed == 1 and result.request.jump_schedule == JumpSchedule(**SHORT)
+    same = run(inpainter, photo(), keep_mask(), num_samples=1)
+    assert same.request.seed == 7
+    two = inpaint(photo(), keep_mask(), model=inpainter, schedule=SHORT, seed=1, num_samples=2)
+    assert isinstance(two, InpaintResult) and len(two.images) == 2
+    np.testing.assert_array_equal(np.asarray(two.images[0]), np.asarray(result.images[0]))
 
 
 def test_class_label_out_of_range(inpainter):
@@ -196,7 +202,7 @@ def test_nan_during_sampling_is_an_error_naming_the_step(tiny_model, tmp_path):
     state["out.2.bias"] = torch.full_like(state["out.2.bias"], float("nan"))
     torch.save(state, tmp_path / "broken.pt")
     (tmp_path / "broken.yml").write_text(tiny_model.with_suffix(".yml").read_text())
-    broken = Inpainter.from_pretrained(tmp_path / "broken.pt", device="cpu")
+    broken = load_inpainter(tmp_path / "broken.pt", device="cpu")
     with pytest.raises(RepaintError, match="model evaluation 1 of"):
         run(broken, photo(), keep_mask())
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from repaint.cli import main
 from repaint.latent import latent_keep
-from repaint.pipeline import load_inpainter
+from repaint.loading import load_inpainter
 
 diffusers = pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")

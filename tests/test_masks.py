@@ -10,8 +10,7 @@ import torch
 from PIL import Image
 
 from repaint import masks
-from repaint.errors import RepaintWarning
-from repaint.errors import RepaintError
+from repaint.errors import RepaintError, RepaintWarning
 from repaint.masks import (
     MASK_KINDS,
     check_mask,

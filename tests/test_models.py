@@ -1,5 +1,5 @@
-"""Checkpoint registry, resumable verified downloads (against a local server), --model and
---class resolution."""
+"""Checkpoint registry, resumable verified downloads (against a local server), and --model
+resolution."""
 
 from __future__ import annotations
 
@@ -15,21 +15,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repaint import models
-from repaint.errors import RepaintError
-from repaint.models import (
+from repaint.checkpoints import (
+    DIGITS,
+    MIRROR_ENV,
     MODELS,
     ModelSpec,
     checkpoint_path,
     download,
+    download_url,
     format_model_table,
-    imagenet_classes,
+    is_downloaded,
     list_models,
-    parse_class,
     repaint_home,
     resolve_model,
     verify,
 )
+from repaint.errors import RepaintError
 
 PAYLOAD = os.urandom(6000)
 PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
@@ -107,7 +108,7 @@ def server() -> Iterator[Server]:
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own REPAINT_HOME and no mirror."""
     monkeypatch.setenv("REPAINT_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv(models.MIRROR_ENV, raising=False)
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
     return tmp_path / "home"
 
 
@@ -121,7 +122,9 @@ def spec_for(server: Server, sha256: str | None = PAYLOAD_SHA256, path: str = "/
         size_bytes=len(PAYLOAD),
         licence="MIT",
         source="http://example.invalid",
-        config={"image_size": 32, "num_channels": 32, "num_res_blocks": 1},
+        domain="test bytes",
+        photo=False,
+        settings={"image_size": 32, "num_channels": 32, "num_res_blocks": 1},
     )
 
 
@@ -256,8 +259,8 @@ def test_network_error_keeps_part(server: Server) -> None:
 
 def test_mirror_env_replaces_url(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = dataclasses.replace(spec_for(server), filename="model.pt", url="http://unreachable/x")
-    monkeypatch.setenv(models.MIRROR_ENV, server.url + "/")
-    assert models.download_url(spec) == server.url + "/model.pt"
+    monkeypatch.setenv(MIRROR_ENV, server.url + "/")
+    assert download_url(spec) == server.url + "/model.pt"
     assert download(spec, progress=False).read_bytes() == PAYLOAD
 
 
@@ -266,14 +269,14 @@ def test_download_fetches_classifier_too(server: Server) -> None:
     spec = dataclasses.replace(spec_for(server), classifier=classifier, classifier_scale=1.0)
     download(spec, progress=False)
     assert checkpoint_path(classifier).read_bytes() == PAYLOAD
-    assert models.is_downloaded(spec)
+    assert is_downloaded(spec)
 
 
 def test_bundled_model_needs_no_download(tmp_path: Path) -> None:
     bundled = tmp_path / "digits.pt"
     bundled.write_bytes(PAYLOAD)
     spec = dataclasses.replace(MODELS["celeba256"], name="digits", url=None, local_path=bundled)
-    assert models.is_downloaded(spec)
+    assert is_downloaded(spec)
     assert download(spec) == bundled
     assert not bundled.with_name("digits.pt.sha256").exists()  # nothing written beside it
 
@@ -293,6 +296,28 @@ def test_registry_entries() -> None:
         assert MODELS[name].config["image_size"] == 256
         assert MODELS[name].config["use_fp16"] is False
         assert str(MODELS[name].url).startswith("https://")
+
+
+def test_registry_domains() -> None:
+    assert MODELS["digits"].domain == "32x32 greyscale handwritten digits"
+    assert not MODELS["digits"].photo
+    assert MODELS["celeba256"].domain == "256x256 face photos (CelebA-HQ)"
+    assert MODELS["places256"].domain == "256x256 scene photos (Places2)"
+    assert MODELS["imagenet256"].domain == "256x256 ImageNet photos"
+    assert all(MODELS[name].photo for name in ("celeba256", "places256", "imagenet256"))
+
+
+def test_config_file_is_read_on_first_use(tmp_path: Path) -> None:
+    assert DIGITS.config["image_size"] == 32 and "trained" not in DIGITS.config
+    conf = tmp_path / "tiny.yml"
+    spec = dataclasses.replace(MODELS["celeba256"], settings={"dropout": 0.1}, config_file=conf)
+    conf.write_text(yaml.safe_dump({**NET, "dropout": 0.0, "trained": {"steps": 1}}))
+    assert spec.config == {**NET, "dropout": 0.1}  # the file, less `trained`, under settings
+    conf.write_text("image_size: 8\n")
+    assert spec.config["image_size"] == 64  # read once
+    missing = dataclasses.replace(spec, config_file=tmp_path / "absent.yml")
+    with pytest.raises(RepaintError, match=r"absent\.yml: no such config file"):
+        missing.config  # noqa: B018
 
 
 def test_list_models_reports_downloads(home: Path) -> None:
@@ -395,42 +420,3 @@ def test_config_missing_network_key(tmp_path: Path) -> None:
     (tmp_path / "mine.yml").write_text(yaml.safe_dump({"image_size": 64}))
     with pytest.raises(RepaintError, match=r"mine\.yml: required model key 'num_channels'"):
         resolve_model(str(checkpoint))
-
-
-# ------------------------------------------------------------------------------ --class
-
-
-def test_class_file_has_1000_lines() -> None:
-    classes = imagenet_classes()
-    assert len(classes) == 1000
-    assert classes[0].startswith("tench") and classes[999].startswith("toilet tissue")
-
-
-@pytest.mark.parametrize(
-    ("value", "index"),
-    [
-        (0, 0),
-        ("999", 999),
-        ("goldfish", 1),
-        ("Great White Shark", 2),
-        ("man-eater", 2),
-        ("partridge", 86),
-    ],
-)
-def test_parse_class(value: str | int, index: int) -> None:
-    assert parse_class(value) == index
-
-
-@pytest.mark.parametrize("value", [1000, "-1"])
-def test_parse_class_out_of_range(value: str | int) -> None:
-    with pytest.raises(RepaintError, match="0 to 999"):
-        parse_class(value)
-
-
-def test_parse_class_unknown_and_ambiguous() -> None:
-    with pytest.raises(RepaintError, match="not an ImageNet class name"):
-        parse_class("notaclass")
-    with pytest.raises(RepaintError, match="did you mean 'goldfish'"):
-        parse_class("goldfsh")
-    with pytest.raises(RepaintError, match=r"ambiguous: 134 \(crane\), 517 \(crane\)"):
-        parse_class("crane")

@@ -15,8 +15,10 @@ pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
 
 from benchmarks import quality
-from repaint.device import make_generator
-from repaint.pipeline import PRESETS, Inpainter, derive_seed
+from repaint.device import derive_seed, make_generator
+from repaint.loading import load_inpainter
+from repaint.pixel import PixelInpainter
+from repaint.presets import PRESETS
 from repaint.sampler import repaint
 from repaint.schedule import JumpSchedule
 
@@ -40,8 +42,10 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def inpainter(tiny_model) -> Inpainter:
-    return Inpainter.from_pretrained(tiny_model, device="cpu")
+def inpainter(tiny_model) -> PixelInpainter:
+    loaded = load_inpainter(tiny_model, device="cpu")
+    assert isinstance(loaded, PixelInpainter)
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -141,9 +145,10 @@ def test_diffusers_starts_from_the_same_noise_as_our_sampler(inpainter):
     def generators():
         return [make_generator(derive_seed(3, "thin", i), torch.device("cpu")) for i in range(2)]
 
-    repaint(recorder("ours"), inpainter.diffusion(8), image, keep, schedule, generator=generators())
+    prior = inpainter.prior
+    repaint(recorder("ours"), prior.diffusion(8), image, keep, schedule, generator=generators())
     quality.diffusers_repaint(
-        recorder("diffusers"), inpainter.config, image, keep, schedule, generators()
+        recorder("diffusers"), prior.config, image, keep, schedule, generators()
     )
     assert torch.equal(seen["ours"], seen["diffusers"])
 

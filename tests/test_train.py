@@ -9,11 +9,10 @@ from PIL import Image
 
 import repaint.train as train_module
 from repaint.cli import main
-from repaint.errors import RepaintWarning
 from repaint.diffusion import GaussianDiffusion, q_sample
-from repaint.errors import RepaintError
+from repaint.errors import RepaintError, RepaintWarning
+from repaint.loading import load_inpainter
 from repaint.losses import training_loss
-from repaint.pipeline import Inpainter
 from repaint.train import MODEL_FILE, STATE_FILE, TrainConfig, train
 
 CPU = torch.device("cpu")
@@ -93,7 +92,7 @@ def test_interrupted_run_resumes_to_the_same_weights(image_folder, tmp_path, mon
 def test_trained_model_loads_through_the_normal_path(image_folder, tmp_path):
     path = train(tiny_config(image_folder, steps=2), tmp_path / "run", device=CPU, log=quiet)
     assert path.name == MODEL_FILE and (tmp_path / "run" / "model.yml").is_file()
-    inpainter = Inpainter.from_pretrained(path, device="cpu")
+    inpainter = load_inpainter(path, device="cpu")
     image = np.zeros((16, 16, 3), dtype=np.uint8)
     keep = np.ones((16, 16), dtype=bool)
     keep[4:12, 4:12] = False

@@ -1,27 +1,48 @@
-"""RePaint: inpainting with denoising diffusion probabilistic models (Lugmayr et al., 2022)."""
+"""RePaint: inpainting with denoising diffusion probabilistic models (Lugmayr et al., 2022).
 
-from importlib.metadata import PackageNotFoundError, version
+The public names load on first use, so `import repaint` (and `repaint --help`) stays light.
 
-try:
-    __version__ = version("repaint")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0"
+    import repaint
+    generator = torch.Generator().manual_seed(0)
+    result = repaint.inpaint(image=photo, mask_image=mask, generator=generator)
+    result.images[0].save("filled.png")
+"""
 
-from repaint.diffusion import GaussianDiffusion
-from repaint.errors import RepaintError
-from repaint.pipeline import PRESETS, Inpainter, inpaint
-from repaint.sampler import Step, classifier_guidance, repaint
-from repaint.schedule import JumpSchedule
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS",
-    "GaussianDiffusion",
-    "Inpainter",
-    "JumpSchedule",
-    "RepaintError",
-    "Step",
-    "__version__",
-    "classifier_guidance",
-    "inpaint",
-    "repaint",
-]
+from importlib import import_module
+from typing import Any
+
+from repaint.version import __version__
+
+_EXPORTS = {
+    "GaussianDiffusion": "repaint.diffusion",
+    "InpaintRequest": "repaint.request",
+    "InpaintResult": "repaint.inpainter",
+    "Inpainter": "repaint.inpainter",
+    "JumpSchedule": "repaint.schedule",
+    "PRESETS": "repaint.presets",
+    "RepaintError": "repaint.errors",
+    "RepaintWarning": "repaint.errors",
+    "Step": "repaint.sampler",
+    "classifier_guidance": "repaint.sampler",
+    "create_prior": "repaint.prior",
+    "example": "repaint.api",
+    "inpaint": "repaint.api",
+    "load_inpainter": "repaint.loading",
+    "repaint": "repaint.sampler",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'repaint' has no attribute {name!r}")
+    value = getattr(import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -15,7 +15,6 @@ from repaint.errors import RepaintError, RepaintWarning
 from repaint.io import read_yaml
 from repaint.schedule import JumpSchedule
 
-
 # guided-diffusion's model_and_diffusion_defaults() and classifier_defaults()
 MODEL_DEFAULTS: dict[str, Any] = {
     "num_heads": 4,

@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from repaint.errors import RepaintWarning
-from repaint.errors import RepaintError
+from repaint.errors import RepaintError, RepaintWarning
 from repaint.io import IMAGE_EXTENSIONS, center_crop_resize, open_image, pil_to_rgb
 
 BUILTIN = ("digits",)

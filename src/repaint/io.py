@@ -20,8 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from repaint.errors import RepaintError
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+FILE_MODE = 0o644  # outputs are ordinary files (mkstemp alone makes them 0600)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif"}  # what the reference's loader lists
 
 
@@ -86,8 +85,11 @@ def pil_to_rgb(image: Image.Image) -> np.ndarray:
 def load_rgb(source: ImageSource, name: str = "image") -> np.ndarray:
     """An image as uint8 (H, W, 3) RGB from a path, PIL image, array or tensor.
 
-    Arrays are (H, W), (H, W, 1|3|4) uint8 or float in [0, 1]; tensors (3, H, W) or
-    (1, 3, H, W) in [-1, 1], the sampler's convention.
+    Arrays are (H, W) or (H, W, 1|3|4); tensors (H, W), (C, H, W) or (1, C, H, W). uint8
+    values are pixels, uint16 scale down from 65535. Floats are read by their range, never
+    guessed silently: any negative value means [-1, 1] (the model's range), otherwise
+    [0, 1] (what `torchvision`'s `to_tensor` and diffusers' processors give); values
+    outside both are refused.
     """
     if isinstance(source, (str, Path)):
         name = str(source)
@@ -95,26 +97,50 @@ def load_rgb(source: ImageSource, name: str = "image") -> np.ndarray:
     elif isinstance(source, Image.Image):
         array = pil_to_rgb(ImageOps.exif_transpose(source) or source)
     elif isinstance(source, torch.Tensor):
-        tensor = source.detach().float().cpu()
+        tensor = source.detach().cpu()
         if tensor.ndim == 4 and tensor.shape[0] == 1:
             tensor = tensor[0]
-        if tensor.ndim != 3 or tensor.shape[0] != 3:
-            raise RepaintError(f"{name}: expected a (3, H, W) tensor, got {tuple(source.shape)}")
-        array = ((tensor.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        if tensor.ndim == 3 and tensor.shape[0] in (1, 3, 4):
+            tensor = tensor.permute(1, 2, 0)
+        elif tensor.ndim != 2:
+            raise RepaintError(
+                f"{name}: expected a (3, H, W) or (1, 3, H, W) tensor, got {tuple(source.shape)}"
+            )
+        array = _rgb_pixels(
+            tensor.float().numpy() if tensor.is_floating_point() else tensor.numpy(), name
+        )
     elif isinstance(source, np.ndarray):
-        array = source
-        if array.ndim == 2:
-            array = array[..., None]
-        if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
-            raise RepaintError(f"{name}: expected an (H, W, 3) array, got shape {source.shape}")
-        if array.dtype != np.uint8:
-            array = np.round(np.clip(array.astype(np.float64), 0, 1) * 255).astype(np.uint8)
-        array = np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
+        array = _rgb_pixels(source, name)
     else:
         raise RepaintError(f"{name}: unsupported image type {type(source).__name__}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise RepaintError(f"{name}: the image is empty (zero size)")
     return np.array(array, dtype=np.uint8, order="C")  # a writable copy
+
+
+def _rgb_pixels(array: np.ndarray, name: str) -> np.ndarray:
+    """(H, W) or (H, W, 1|3|4) of any numeric dtype -> uint8 (H, W, 3)."""
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise RepaintError(f"{name}: expected an (H, W, 3) array, got shape {array.shape}")
+    if array.dtype == np.uint16:
+        array = np.round(array.astype(np.float64) / 257)
+    elif np.issubdtype(array.dtype, np.floating):
+        values = array.astype(np.float64)
+        if values.size and not np.isfinite(values).all():
+            raise RepaintError(f"{name}: the image holds NaN or infinite values")
+        low, high = (values.min(), values.max()) if values.size else (0.0, 0.0)
+        if low < -1 or high > 1:
+            raise RepaintError(
+                f"{name}: float pixel values must lie in [0, 1] or [-1, 1], got "
+                f"[{low:g}, {high:g}]; divide 0-255 values by 255 or pass uint8"
+            )
+        array = np.round((values + 1) * 127.5 if low < 0 else values * 255)
+    elif array.dtype != np.uint8:
+        raise RepaintError(f"{name}: unsupported pixel type {array.dtype}; use uint8 or float")
+    array = array.astype(np.uint8)
+    return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -141,10 +167,25 @@ def center_crop_resize(image: Image.Image, size: int) -> np.ndarray:
     return array[top : top + size, left : left + size]
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] -> (N, H, W, C) uint8, truncating as the reference does."""
-    pixels = ((images.detach().float() + 1) * 127.5).clamp(0, 255).to(torch.uint8)
-    return pixels.permute(0, 2, 3, 1).cpu().numpy()
+# 8-bit conversions, in one place. The model's range is [-1, 1]; pixel values are 0-255.
+
+
+def from_uint8(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, C) -> float (C, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1).float() / 127.5 - 1
+
+
+def to_levels(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> float pixel levels in [0, 255] (clamped, not yet rounded)."""
+    return (images.detach().float().clamp(-1, 1) + 1) * 127.5
+
+
+def to_uint8(images: torch.Tensor, *, truncate: bool = False) -> np.ndarray:
+    """(N, C, H, W) or (C, H, W) in [-1, 1] -> (N, H, W, C) or (H, W, C) uint8, rounded;
+    `truncate` converts as the reference's `test.py` does (for `repaint run`'s folders)."""
+    levels = to_levels(images)
+    pixels = (levels if truncate else levels.round()).to(torch.uint8)
+    return pixels.movedim(-3, -1).cpu().numpy()
 
 
 @contextmanager
@@ -156,7 +197,7 @@ def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs are ordinary files
+        os.chmod(temporary, FILE_MODE)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -1,8 +1,9 @@
-"""`repaint inpaint` over files: pairing images with masks, output names, sidecars, reruns.
+"""`repaint inpaint` over files: pairing images with masks, output names, reruns, failures.
 
 Each output `NAME.png` (or `NAME_K.png` for several samples) gets a sidecar `NAME[_K].json`
-holding everything needed to make it again: the inputs, the model and its SHA-256, the
-schedule, the seed and every option. `repaint inpaint --from-sidecar FILE.json` does that.
+(see `repaint.sidecar`) that makes it again with `repaint inpaint --from-sidecar`. An image
+whose outputs and sidecars already exist for the same model and request is skipped, so a
+rerun finishes an interrupted run.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,16 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from repaint.version import __version__
 from repaint.device import new_seed
 from repaint.errors import RepaintError
+from repaint.inpainter import Inpainter, InpaintResult, Plan
 from repaint.io import atomic_output, list_images, load_rgb, write_image
 from repaint.masks import load_mask
 from repaint.outputs import comparison_grid, save_animation
-from repaint.pipeline import Inpainter, InpaintResult, Progress, resolve_eta, resolve_schedule
+from repaint.pixel import centre_crop
+from repaint.request import InpaintRequest
 from repaint.schedule import JumpSchedule
+from repaint.sidecar import make_sidecar
 
 FRAMES_PER_ANIMATION = 80
 FAILURES = "failures.jsonl"
@@ -72,33 +75,6 @@ def pair_inputs(image_arg: str | Path, mask_arg: str | Path) -> list[Job]:
 
 
 @dataclass
-class RunOptions:
-    """Everything besides the model that decides an output (stored in each sidecar)."""
-
-    preset: str | None = "paper"
-    schedule: dict[str, int] | None = None  # explicit schedule parameters; override the preset
-    eta: float | str | None = None  # "ddpm", a DDIM eta, or None for the preset's
-    num_samples: int = 1
-    seed: int | None = None
-    mask_mode: str = "keep"
-    grow: int = 0
-    fit: str = "auto"
-    mask_blur: int | None = None  # None: the model family's default
-    class_label: int | None = None
-    classifier_scale: float | None = None
-    batch_size: int | None = None
-    prompt: str | None = None  # text-conditioned (Stable Diffusion) models only
-    negative_prompt: str = ""
-    guidance_scale: float | None = None
-
-    def jump_schedule(self) -> JumpSchedule:
-        return resolve_schedule(self.preset, self.schedule)
-
-    def sampler_eta(self) -> float | None:
-        return resolve_eta(self.preset, self.eta)
-
-
-@dataclass
 class RunSummary:
     outputs: list[Path] = field(default_factory=list)
     model_evaluations: int = 0
@@ -106,6 +82,7 @@ class RunSummary:
     done: int = 0  # images inpainted now
     skipped: int = 0  # images whose outputs were already complete
     failed: int = 0  # images recorded in failures.jsonl
+    seed: int = 0
 
     def counts(self) -> dict[str, float]:
         return {
@@ -131,12 +108,10 @@ def check_inputs(jobs: list[Job], mask_mode: str) -> None:
 def run_jobs(
     inpainter: Inpainter,
     jobs: list[Job],
-    options: RunOptions,
+    request: InpaintRequest,
     out_dir: Path,
     *,
     model_source: dict[str, Any],
-    device: str,
-    dtype: str,
     save_progress: bool = False,
     grid: bool = False,
     progress: bool | None = None,
@@ -146,33 +121,33 @@ def run_jobs(
 ) -> RunSummary:
     """Inpaint every job and write its outputs, sidecars and optional extras.
 
-    A job whose outputs and sidecars already exist with the same model and options is
-    skipped, so a rerun finishes an interrupted run. With `keep_going`, a job that fails
-    (unreadable input, NaN) is recorded in `failures.jsonl` and the others go on.
+    Before each image's sampling starts, its cost (and an estimated time) is logged. With
+    `keep_going`, a job that fails (unreadable input, NaN) is recorded in
+    `failures.jsonl` and the others go on.
     """
-    schedule = options.jump_schedule()
-    options.seed = options.seed if options.seed is not None else new_seed()
-    batches = -(-options.num_samples // (options.batch_size or options.num_samples))
-    per_image = schedule.reverse_steps * batches
+    if request.seed is None:
+        request = request.with_seed(new_seed())
+    schedule = request.jump_schedule
+    per_image = schedule.reverse_steps  # network calls, until an image's plan says more
     show = sys.stderr.isatty() if progress is None else progress
-    summary = RunSummary()
+    summary = RunSummary(seed=request.seed)
     started = time.perf_counter()
     log(
-        f"{len(jobs)} image(s) x {options.num_samples} sample(s), {schedule.reverse_steps} "
-        f"model evaluations each, seed {options.seed}, model {inpainter.name}"
+        f"{len(jobs)} image(s) x {request.num_samples} sample(s), {schedule.reverse_steps} "
+        f"model evaluations per window and sample ({_schedule_name(request)}), seed "
+        f"{request.seed}, model {inpainter.name}"
     )
     with tqdm(
         total=per_image * len(jobs), unit="eval", disable=not show, dynamic_ncols=True
     ) as bar:
 
-        def on_progress(event: Progress) -> None:
-            if event.step.index == 0 and event.batch == 0:
-                # region mode may need more batches than assumed for this image
-                bar.total += event.step.total * event.batches - per_image
-            bar.update(1)
+        def on_plan(plan: Plan, name: str) -> None:
+            bar.total += plan.network_calls - per_image
+            bar.refresh()
+            log(f"{name}: {plan.describe()}")
 
         for job in jobs:
-            if is_complete(job, options, out_dir, model_source, only_sample):
+            if is_complete(job, request, out_dir, model_source, only_sample):
                 summary.skipped += 1
                 bar.total -= per_image
                 continue
@@ -180,10 +155,11 @@ def run_jobs(
                 result = inpainter(
                     job.image,
                     job.mask,
+                    request,
                     name=job.name,
-                    callback=on_progress,
+                    callback=lambda event: bar.update(1),
+                    on_plan=lambda plan, name=job.name: on_plan(plan, name),
                     record_every=_record_every(schedule) if save_progress else 0,
-                    **asdict(options),
                 )
             except RepaintError as error:
                 if not keep_going:
@@ -194,31 +170,36 @@ def run_jobs(
             summary.done += 1
             summary.model_evaluations += result.model_evaluations
             summary.outputs += _write_job(
-                job, result, options, out_dir, model_source, device, dtype, only_sample
+                job, result, out_dir, model_source, str(inpainter.device), only_sample
             )
             if grid:
-                summary.outputs.append(_write_grid(job, result, options, out_dir))
+                summary.outputs.append(_write_grid(job, result, out_dir))
             if save_progress:
                 for sample, frames in enumerate(result.frames):
                     if only_sample is None or sample == only_sample:
-                        stem = output_name(job, sample, options.num_samples)
+                        stem = output_name(job, sample, request.num_samples)
                         summary.outputs += save_animation(frames, out_dir / f"{stem}_progress.gif")
     summary.seconds = time.perf_counter() - started
     return summary
 
 
+def _schedule_name(request: InpaintRequest) -> str:
+    changed = ", ".join(f"{key}={value}" for key, value in (request.schedule or {}).items())
+    return f"preset {request.preset}" + (f" with {changed}" if changed else "")
+
+
 def is_complete(
     job: Job,
-    options: RunOptions,
+    request: InpaintRequest,
     out_dir: Path,
     model_source: dict[str, Any],
     only_sample: int | None = None,
 ) -> bool:
     """Every output of `job` exists with a sidecar saying it was made with this model and
     these options (outputs are renamed into place only when complete, sidecars last)."""
-    samples = range(options.num_samples) if only_sample is None else [only_sample]
+    samples = range(request.num_samples) if only_sample is None else [only_sample]
     for sample in samples:
-        stem = output_name(job, sample, options.num_samples)
+        stem = output_name(job, sample, request.num_samples)
         try:
             sidecar = json.loads((out_dir / f"{stem}.json").read_text())
         except (OSError, ValueError):
@@ -227,7 +208,7 @@ def is_complete(
         if not (
             (out_dir / f"{stem}.png").is_file()
             and same_model
-            and sidecar.get("options") == asdict(options)
+            and sidecar.get("options") == request.to_dict()
         ):
             return False
     return True
@@ -257,30 +238,26 @@ def _record_every(schedule: JumpSchedule) -> int:
 def _write_job(
     job: Job,
     result: InpaintResult,
-    options: RunOptions,
     out_dir: Path,
     model_source: dict[str, Any],
     device: str,
-    dtype: str,
     only_sample: int | None,
 ) -> list[Path]:
     written = []
     for sample, image in enumerate(result.images):
         if only_sample is not None and sample != only_sample:
             continue
-        stem = output_name(job, sample, options.num_samples)
+        stem = output_name(job, sample, result.request.num_samples)
         path = out_dir / f"{stem}.png"
         write_image(np.asarray(image), path)
         sidecar = make_sidecar(
             result,
-            options,
             model_source,
             sample=sample,
             name=job.name,
             output=path.name,
             inputs={"input": str(job.image.resolve()), "mask": str(job.mask.resolve())},
             device=device,
-            dtype=dtype,
         )
         with atomic_output(out_dir / f"{stem}.json", "w") as handle:
             json.dump(sidecar, handle, indent=2)
@@ -288,62 +265,17 @@ def _write_job(
     return written
 
 
-def make_sidecar(
-    result: InpaintResult,
-    options: RunOptions,
-    model_source: dict[str, Any],
-    *,
-    sample: int,
-    name: str,
-    output: str,
-    inputs: dict[str, str],
-    device: str,
-    dtype: str,
-) -> dict[str, Any]:
-    """Everything that decided one output: inputs, model, schedule, sampler, seed, options."""
-    return {
-        "repaint_version": __version__,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **inputs,
-        "name": name,
-        "output": output,
-        "sample": sample,
-        "model": model_source,
-        "schedule": result.schedule.params(),
-        "sampler": "ddpm" if result.eta is None else f"ddim eta={result.eta:g}",
-        "options": asdict(options),
-        "fit": result.fit,
-        "regions": len(result.windows),
-        "device": device,
-        "dtype": dtype,
-        "model_evaluations": result.model_evaluations,
-        "seconds": round(result.seconds, 3),
-    }
-
-
-def _write_grid(job: Job, result: InpaintResult, options: RunOptions, out_dir: Path) -> Path:
+def _write_grid(job: Job, result: InpaintResult, out_dir: Path) -> Path:
+    """Input | masked input | samples, the inputs shown as the model saw them (centre-cropped
+    for fit=crop, so the grid matches the result)."""
     original = load_rgb(job.image)
-    keep = load_mask(job.mask, mode=options.mask_mode, size=(original.shape[1], original.shape[0]))
-    if result.fit == "crop":  # the samples have the model's size; show the inputs likewise
-        original = np.asarray(Image.fromarray(original).resize(result.images[0].size))
-        keep = np.asarray(Image.fromarray(keep).resize(result.images[0].size, Image.NEAREST))
+    size = (original.shape[1], original.shape[0])
+    keep = load_mask(job.mask, mode=result.request.mask_mode, size=size)
+    if result.fit == "crop":
+        original, keep = centre_crop(original, keep, result.images[0].height)
     masked = np.where(keep[..., None], original, np.uint8(128))
     panels = [Image.fromarray(original), Image.fromarray(masked), *result.images]
     labels = ["input", "masked", *[f"sample {k}" for k in range(len(result.images))]]
     path = out_dir / f"{job.name}_grid.png"
     write_image(np.asarray(comparison_grid(panels, labels)), path)
     return path
-
-
-def read_sidecar(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RepaintError(f"{path}: no such sidecar file") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise RepaintError(f"{path}: not a readable sidecar JSON ({error})") from None
-    for key in ("input", "mask", "name", "sample", "model", "options"):
-        if key not in data:
-            raise RepaintError(f"{path}: sidecar key {key!r} is missing")
-    return data

@@ -10,8 +10,6 @@ was to be filled, with a feathered edge, so every known pixel is kept exactly.
 
 from __future__ import annotations
 
-import time
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,16 +20,17 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from repaint.errors import RepaintWarning
-from repaint.device import make_generator, new_seed
+from repaint.checkpoints.hub import locate
+from repaint.device import derive_seed, make_generator
 from repaint.diffusion import GaussianDiffusion
 from repaint.errors import RepaintError
-from repaint.io import ImageSource, load_rgb
-from repaint.masks import check_mask, load_mask
-from repaint.networks.diffusers_models import import_diffusers, locate, scheduler_config
-from repaint.regions import Window, feather, paste, to_tensor
+from repaint.inpainter import Inpainter, InpaintResult, Plan, Progress, records, time_call
+from repaint.io import from_uint8, to_uint8
+from repaint.networks.diffusers_models import import_diffusers, scheduler_config
+from repaint.prior import diffusion_from_config
+from repaint.regions import Window, feather, paste
+from repaint.request import InpaintRequest
 from repaint.sampler import Step, repaint
-from repaint.schedule import JumpSchedule
 
 DEFAULT_GUIDANCE = 7.5
 DEFAULT_FEATHER = 4  # pixels of blending inside the hole, over the VAE's seams
@@ -46,13 +45,11 @@ def latent_keep(keep: Tensor, factor: int, grow: int = 0) -> Tensor:
     return cells
 
 
-class LatentInpainter:
+class LatentInpainter(Inpainter):
     """A latent diffusion pipeline ready to inpaint images of any multiple-of-8 size."""
 
-    class_cond = False
     text_conditioned = True
-    classifier = None
-    sha256 = None
+    fits = ("auto", "region")
 
     def __init__(
         self,
@@ -70,9 +67,9 @@ class LatentInpainter:
         self.tokenizer = components["tokenizer"]
         self.config = dict(diffusion_config)
         self.device, self.dtype, self.name, self.checkpoint = device, dtype, name, checkpoint
+        self.sha256 = None
         self.factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.scaling = float(getattr(self.vae.config, "scaling_factor", 0.18215))
-        self.image_size = None  # any multiple of `factor`
         self._diffusions: dict[int, GaussianDiffusion] = {}
 
     @classmethod
@@ -104,11 +101,7 @@ class LatentInpainter:
 
     def diffusion(self, t_T: int) -> GaussianDiffusion:
         if t_T not in self._diffusions:
-            self._diffusions[t_T] = GaussianDiffusion.from_config(
-                timestep_respacing=str(t_T),
-                sigma_small=bool(self.config["sigma_small"]),
-                betas=self.config["betas"],
-            )
+            self._diffusions[t_T] = diffusion_from_config(self.config, t_T)
         return self._diffusions[t_T]
 
     @torch.no_grad()
@@ -144,104 +137,79 @@ class LatentInpainter:
     def decode(self, latents: Tensor) -> Tensor:
         return self.vae.decode((latents / self.scaling).to(self.dtype)).sample.float().clamp(-1, 1)
 
-    def __call__(
-        self,
-        image: ImageSource,
-        mask: ImageSource,
-        *,
-        preset: str | None = "paper",
-        schedule: JumpSchedule | Mapping | None = None,
-        eta: float | str | None = None,
-        prompt: str | None = None,
-        negative_prompt: str = "",
-        guidance_scale: float | None = None,
-        num_samples: int = 1,
-        seed: int | None = None,
-        mask_mode: str = "keep",
-        grow: int = 0,
-        mask_blur: int | None = None,
-        fit: str = "auto",
-        class_label: int | None = None,
-        classifier_scale: float | None = None,
-        batch_size: int | None = None,
-        name: str = "image",
-        callback: Callable[[Any], None] | None = None,
-        record_every: int = 0,
-    ):
-        """Inpaint one image at its own size; `grow` is in latent cells (`factor` pixels
-        each), `mask_blur` feathers the pasted edge (default 4 px). All samples run as one
-        batch (twice that for the guidance)."""
-        from repaint.pipeline import (
-            InpaintResult,
-            Progress,
-            derive_seed,
-            resolve_eta,
-            resolve_schedule,
-        )
-
-        started = time.perf_counter()
-        if class_label is not None or classifier_scale:
-            raise RepaintError(f"--class: model {self.name} is guided by a prompt, not classes")
-        if fit not in ("auto", "region"):
-            raise RepaintError(f"--fit {fit}: latent models inpaint the image at its own size")
-        schedule = resolve_schedule(preset, schedule)
-        eta = resolve_eta(preset, eta)
-        scale = DEFAULT_GUIDANCE if guidance_scale is None else guidance_scale
-        seed = new_seed() if seed is None else seed
-        rgb = load_rgb(image, name)
+    def check_image(self, rgb: np.ndarray, name: str) -> None:
         height, width = rgb.shape[:2]
         if height % self.factor or width % self.factor:
             raise RepaintError(
                 f"{name}: {width}x{height} is not a multiple of {self.factor} in both sides, "
                 "as the latent grid needs; crop or resize it"
             )
-        mask_name = str(mask) if isinstance(mask, (str, Path)) else f"mask of {name}"
-        keep = load_mask(mask, mode=mask_mode, size=(width, height), name=mask_name)
-        problem = check_mask(keep, mask_name)
-        if problem is not None:
-            warnings.warn(problem, RepaintWarning, stacklevel=2)
-        result = InpaintResult([], seed, schedule, eta, "latent", [], 0, 0.0)
-        if keep.all():
-            result.images = [Image.fromarray(rgb) for _ in range(num_samples)]
-            return result
-        pixels = to_tensor(rgb)[None].to(self.device)
-        latents = self.encode(pixels).expand(num_samples, -1, -1, -1)
-        cells = latent_keep(torch.from_numpy(keep)[None, None].to(self.device), self.factor, grow)
+
+    def _inpaint(
+        self,
+        rgb: np.ndarray,
+        keep: np.ndarray,
+        request: InpaintRequest,
+        name: str,
+        callback: Callable[[Progress], None] | None,
+        on_plan: Callable[[Plan], None] | None,
+        record_every: int,
+    ) -> InpaintResult:
+        """Inpaint at the image's own size; `grow` is in latent cells (`factor` pixels
+        each), `mask_blur` feathers the pasted edge (default 4 px). All samples run as one
+        batch (twice that for the guidance)."""
+        schedule, samples = request.jump_schedule, request.num_samples
+        scale = DEFAULT_GUIDANCE if request.guidance_scale is None else request.guidance_scale
+        height, width = rgb.shape[:2]
+        pixels = from_uint8(rgb)[None].to(self.device)
+        latents = self.encode(pixels).expand(samples, -1, -1, -1)
+        cells = latent_keep(
+            torch.from_numpy(keep)[None, None].to(self.device), self.factor, request.grow
+        )
         generators = [
-            make_generator(derive_seed(seed, name, k, 0), self.device) for k in range(num_samples)
+            make_generator(derive_seed(request.seed, name, k, 0), self.device)
+            for k in range(samples)
         ]
-        denoise = self.denoiser(prompt or "", negative_prompt, scale, num_samples)
-        result.frames = [[] for _ in range(num_samples)] if record_every else []
+        denoise = self.denoiser(request.prompt or "", request.negative_prompt, scale, samples)
+        if on_plan is not None:
+            steps = torch.zeros(samples, dtype=torch.long, device=self.device)
+            seconds = time_call(lambda: denoise(latents, steps, None), self.device)
+            on_plan(Plan(1, samples, schedule.reverse_steps, 1, seconds))
+        frames: list[list[np.ndarray]] = [[] for _ in range(samples)]
 
         def on_step(step: Step) -> None:
-            if record_every and (step.index % record_every == 0 or step.index == step.total - 1):
-                for k, frame in enumerate(self.decode(step.pred_x0)):
-                    result.frames[k].append(_uint8(frame))
+            if records(step, record_every):
+                for k, decoded in enumerate(self.decode(step.pred_x0)):
+                    frames[k].append(to_uint8(decoded))
             if callback is not None:
                 callback(Progress(step, 0, 1))
 
-        samples = repaint(
+        result = repaint(
             denoise,
             self.diffusion(schedule.t_T),
             latents,
             cells,
             schedule,
             generator=generators,
-            eta=eta,
+            eta=request.sampler_eta,
             clip_denoised=False,
             callback=on_step,
         )
         fill = ~keep
-        alpha = feather(torch.from_numpy(fill), DEFAULT_FEATHER if mask_blur is None else mask_blur)
+        blur = DEFAULT_FEATHER if request.mask_blur is None else request.mask_blur
+        alpha = feather(torch.from_numpy(fill), blur)
         whole = Window(0, 0, height, width)
-        for decoded in self.decode(samples).cpu():
+        images = []
+        for decoded in self.decode(result).cpu():
             canvas = rgb.copy()
             paste(canvas, fill, alpha, whole, decoded)
-            result.images.append(Image.fromarray(canvas))
-        result.model_evaluations = schedule.reverse_steps
-        result.seconds = time.perf_counter() - started
-        return result
-
-
-def _uint8(image: Tensor) -> np.ndarray:
-    return ((image + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            images.append(Image.fromarray(canvas))
+        return InpaintResult(
+            images=images,
+            request=request,
+            fit="latent",
+            windows=[whole],
+            model_evaluations=samples * schedule.reverse_steps,
+            network_calls=schedule.reverse_steps,
+            frames=frames if record_every else [],
+        )

@@ -16,12 +16,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from repaint.errors import RepaintWarning
-from repaint.errors import RepaintError
+from repaint.choices import MASK_KINDS, MASK_MODES
+from repaint.errors import RepaintError, RepaintWarning
 from repaint.io import ImageSource, open_image, write_image
 
-MODES = ("keep", "fill")  # what a white mask pixel means
-MASK_KINDS = ("thin", "thick", "ev2li", "nn2", "ex64", "genhalf")
+MODES = tuple(MASK_MODES)  # what a white mask pixel means
 
 # ITU-R BT.601 weights, the ones Pillow's convert("L") uses, so an RGB mask reads the way an
 # image viewer's greyscale shows it.

@@ -87,15 +87,13 @@ def comparison_grid(images: list[Image.Image], labels: list[str]) -> Image.Image
 
 def plot_schedule(schedule: JumpSchedule, path: Path) -> None:
     """The time list against the transition number, as the reference's visualiser draws it."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # the Figure API draws without pyplot, so no global backend is switched
+        from matplotlib.figure import Figure
     except ImportError:
         raise RepaintError("--plot needs matplotlib: pip install 'repaint[plot]'") from None
     times = schedule.times()
-    figure, axes = plt.subplots(figsize=(10, 4))
+    figure = Figure(figsize=(10, 4))
+    axes = figure.subplots()
     axes.plot(times, linewidth=1)
     axes.set_xlabel("transition")
     axes.set_ylabel("diffusion time t")
@@ -107,4 +105,3 @@ def plot_schedule(schedule: JumpSchedule, path: Path) -> None:
     suffix = path.suffix.lower().lstrip(".") or "png"
     with atomic_output(path) as handle:
         figure.savefig(handle, format=suffix)
-    plt.close(figure)

@@ -21,15 +21,22 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from repaint.accel import PLAIN, Acceleration, accelerate
+from repaint.accel import PLAIN, Acceleration
 from repaint.config import load_reference_config
 from repaint.device import derive_seed, make_generator, new_seed, resolve_device
-from repaint.diffusion import GaussianDiffusion
 from repaint.distributed import Context
 from repaint.errors import RepaintError
-from repaint.io import center_crop_resize, list_images, read_image, to_uint8, write_image
-from repaint.networks import NUM_CLASSES, classifier_from_config, load_checkpoint, unet_from_config
-from repaint.sampler import Denoiser, Guidance, classifier_guidance, repaint
+from repaint.io import (
+    center_crop_resize,
+    from_uint8,
+    list_images,
+    read_image,
+    to_uint8,
+    write_image,
+)
+from repaint.networks import NUM_CLASSES
+from repaint.prior import Prior, create_prior, draw_labels
+from repaint.sampler import repaint
 from repaint.schedule import JumpSchedule
 
 
@@ -77,7 +84,7 @@ def load_eval_items(entry: dict[str, Any], image_size: int) -> list[EvalItem]:
         items.append(
             EvalItem(
                 name=image_path.stem,
-                image=torch.from_numpy(image.astype(np.float32) / 127.5 - 1).permute(2, 0, 1),
+                image=from_uint8(image),
                 keep_mask=torch.from_numpy(mask.astype(np.float32) / 255.0).permute(2, 0, 1),
             )
         )
@@ -86,38 +93,27 @@ def load_eval_items(entry: dict[str, Any], image_size: int) -> list[EvalItem]:
 
 def build_model(
     conf: dict[str, Any], device: torch.device, acceleration: Acceleration = PLAIN
-) -> tuple[Denoiser, GaussianDiffusion, Guidance | None]:
-    """The denoiser, respaced diffusion and optional classifier guidance of a config."""
-    use_fp16 = bool(conf["use_fp16"]) and device.type == "cuda"
-    unet = unet_from_config(conf, dtype=torch.float16 if use_fp16 else torch.float32)
-    load_checkpoint(unet, Path(conf["model_path"]).expanduser(), "config key model_path")
-    unet.to(device).eval()
-    class_cond = bool(conf["class_cond"])
+) -> Prior:
+    """The config's network, diffusion and classifier, from the one factory; `use_fp16`
+    and `classifier_use_fp16` take half precision on CUDA, as the reference does."""
 
-    def plain(x: Tensor, timesteps: Tensor, labels: Tensor | None) -> Tensor:
-        return unet(x, timesteps, labels if class_cond else None)
+    def half(key: str) -> str:
+        return "fp16" if bool(conf[key]) and device.type == "cuda" else "fp32"
 
-    denoiser = accelerate(plain, unet, acceleration, device)
-
-    diffusion = GaussianDiffusion.from_config(
-        steps=conf["diffusion_steps"],
-        noise_schedule=conf["noise_schedule"],
-        timestep_respacing=conf["timestep_respacing"],
-        learn_sigma=conf["learn_sigma"],
-        predict_xstart=conf["predict_xstart"],
-    )
-    guidance = None
+    classifier = None
     if conf["classifier_scale"] > 0 and conf["classifier_path"]:
-        use_fp16 = bool(conf["classifier_use_fp16"]) and device.type == "cuda"
-        classifier = classifier_from_config(
-            conf, dtype=torch.float16 if use_fp16 else torch.float32
-        )
-        load_checkpoint(
-            classifier, Path(conf["classifier_path"]).expanduser(), "config key classifier_path"
-        )
-        classifier.to(device).eval()
-        guidance = classifier_guidance(classifier, float(conf["classifier_scale"]))
-    return denoiser, diffusion, guidance
+        path = Path(conf["classifier_path"]).expanduser()
+        classifier = (path, conf, float(conf["classifier_scale"]))
+    return create_prior(
+        conf,
+        checkpoint=Path(conf["model_path"]).expanduser(),
+        classifier=classifier,
+        device=device,
+        dtype=half("use_fp16"),
+        classifier_dtype=half("classifier_use_fp16"),
+        acceleration=acceleration,
+        source="config key model_path",
+    )
 
 
 def run_config(
@@ -150,14 +146,15 @@ def _run(conf_path, context, seed, device, acceleration, per_image_seeds, progre
     schedule = JumpSchedule.from_params(conf["schedule_jump_params"])
     items = load_eval_items(entry, conf["image_size"])
     torch_device = resolve_device(context.device(device))
-    denoiser, diffusion, guidance = build_model(conf, torch_device, acceleration)
+    prior = build_model(conf, torch_device, acceleration)
+    diffusion, guidance = prior.diffusion(conf["timestep_respacing"]), prior.guidance()
     cond_y = conf["cond_y"]
     if cond_y is not None and not 0 <= int(cond_y) < NUM_CLASSES:
         raise RepaintError(f"{conf_path}: cond_y must be a class id in [0, {NUM_CLASSES})")
 
     # Labels matter only to a class-conditional model or a classifier; only then are random
     # ones drawn (from the run's generator, before the batch's x_T).
-    needs_labels = bool(conf["class_cond"]) or guidance is not None
+    needs_labels = prior.uses_labels
     seed = context.broadcast(new_seed() if seed is None else seed)
     batch_size = entry["batch_size"]
     if entry["drop_last"] and len(items) % batch_size and len(items) > batch_size:
@@ -194,21 +191,15 @@ def _run(conf_path, context, seed, device, acceleration, per_image_seeds, progre
                     make_generator(derive_seed(seed, item.name), torch_device) for item in batch
                 ]
             labels = None
-            if cond_y is not None:
-                labels = torch.full((len(batch),), int(cond_y), device=torch_device)
-            elif needs_labels and per_image:
-                labels = torch.cat(
-                    [
-                        torch.randint(0, NUM_CLASSES, (1,), generator=g, device=g.device)
-                        for g in generators
-                    ]
-                ).to(torch_device)
-            elif needs_labels:
-                labels = torch.randint(
-                    0, NUM_CLASSES, (len(batch),), generator=generator, device=torch_device
+            if needs_labels or cond_y is not None:
+                labels = draw_labels(
+                    generators if per_image else generator,
+                    len(batch),
+                    torch_device,
+                    None if cond_y is None else int(cond_y),
                 )
             sample = repaint(
-                denoiser,
+                prior.denoise,
                 diffusion,
                 image,
                 keep_mask,
@@ -248,6 +239,6 @@ def _write_outputs(
     folders: dict[str, Path], names: list[str], image: Tensor, keep: Tensor, sample: Tensor
 ) -> None:
     for key, folder in folders.items():
-        pixels = to_uint8(OUTPUTS[key](image, keep, sample))
+        pixels = to_uint8(OUTPUTS[key](image, keep, sample), truncate=True)
         for name, array in zip(names, pixels, strict=True):
             write_image(array, folder / f"{name}.png")

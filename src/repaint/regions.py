@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from repaint.choices import FIT_MODES
 from repaint.errors import RepaintError
-
-FIT_MODES = ("auto", "region", "pad", "resize", "crop")
 
 
 @dataclass(frozen=True)

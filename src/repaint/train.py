@@ -13,9 +13,8 @@ import copy
 import sys
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,66 +22,21 @@ import yaml
 from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
-from repaint.errors import RepaintWarning
 from repaint.datasets import load_training_images
 from repaint.device import make_generator
 from repaint.diffusion import GaussianDiffusion, q_sample
-from repaint.errors import RepaintError
+from repaint.errors import RepaintError, RepaintWarning
 from repaint.io import atomic_output, write_image
 from repaint.losses import training_loss
 from repaint.networks import unet_from_config
 from repaint.sampler import repaint
 from repaint.schedule import JumpSchedule
+from repaint.train_config import TrainConfig
 
 STATE_FILE = "train_state.pt"
 MODEL_FILE = "model.safetensors"
 # Options that may change when a run is resumed; everything else must match the checkpoint.
 RESUMABLE = {"steps", "save_every", "sample_every"}
-
-
-@dataclass
-class TrainConfig:
-    """What to train on and how; the model keys are the reference's."""
-
-    data: str = "digits"
-    image_size: int = 32
-    num_channels: int = 64
-    num_res_blocks: int = 2
-    channel_mult: str = "1,2,2"
-    attention_resolutions: str = "16,8"
-    num_heads: int = 4
-    dropout: float = 0.0
-    diffusion_steps: int = 1000
-    noise_schedule: str = "linear"
-    steps: int = 10_000
-    batch_size: int = 32
-    lr: float = 2e-4
-    ema_rate: float = 0.999
-    save_every: int = 500
-    sample_every: int = 1000
-    seed: int = 0
-
-    def model_config(self) -> dict[str, Any]:
-        """The reference-format keys that describe the trained network and its diffusion."""
-        return {
-            "image_size": self.image_size,
-            "num_channels": self.num_channels,
-            "num_res_blocks": self.num_res_blocks,
-            "channel_mult": self.channel_mult,
-            "attention_resolutions": self.attention_resolutions,
-            "num_heads": self.num_heads,
-            "num_head_channels": -1,
-            "num_heads_upsample": -1,
-            "learn_sigma": True,
-            "class_cond": False,
-            "use_scale_shift_norm": True,
-            "resblock_updown": True,
-            "use_new_attention_order": False,
-            "dropout": self.dropout,
-            "diffusion_steps": self.diffusion_steps,
-            "noise_schedule": self.noise_schedule,
-            "predict_xstart": False,
-        }
 
 
 def train(

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Any
 
@@ -27,12 +27,16 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 
+from repaint.checkpoints import list_models
 from repaint.errors import RepaintError
-from repaint.io import load_rgb
-from repaint.jobs import RunOptions, make_sidecar
+from repaint.inpainter import Progress
+from repaint.io import load_rgb, to_uint8
+from repaint.loading import load_inpainter
 from repaint.masks import load_mask
-from repaint.pipeline import PRESETS, Progress, load_inpainter, resolve_schedule
+from repaint.presets import DEFAULT_PRESET, PRESETS
+from repaint.request import InpaintRequest
 from repaint.schedule import JumpSchedule
+from repaint.sidecar import make_sidecar, model_source
 
 MAX_SAMPLES = 8
 PREVIEW_EVERY_S = 0.5
@@ -48,7 +52,7 @@ class WebJob:
     image: np.ndarray  # uint8 (H, W, 3)
     keep: np.ndarray  # bool (H, W), True = known
     model: str
-    options: RunOptions
+    request: InpaintRequest
     state: str = "queued"  # queued, running, done, cancelled, failed
     step: int = 0
     total: int = 0
@@ -125,8 +129,6 @@ class Runner:
 
     def _run(self, job: WebJob) -> None:
         inpainter = self._model(job.model)
-        schedule = job.options.jump_schedule()
-        job.total = schedule.reverse_steps
 
         def on_step(event: Progress) -> None:
             if job.cancel.is_set():
@@ -136,23 +138,19 @@ class Runner:
             now = time.monotonic()
             if now - job.last_preview >= PREVIEW_EVERY_S or job.step == job.total:
                 job.last_preview = now
-                job.preview = _png(_to_uint8(event.step.pred_x0[0]))
+                job.preview = _png(to_uint8(event.step.pred_x0[0]))
 
-        result = inpainter(
-            job.image, job.keep, name=job.id, callback=on_step, **asdict(job.options)
-        )
-        source = {"model": job.model, "name": inpainter.name, "sha256": inpainter.sha256}
+        result = inpainter(job.image, job.keep, job.request, name=job.id, callback=on_step)
+        source = model_source(inpainter, job.model)
         for sample, image in enumerate(result.images):
             sidecar = make_sidecar(
                 result,
-                job.options,
                 source,
                 sample=sample,
                 name=job.id,
                 output=download_name(job.id, sample, "png"),
                 inputs={"input": "upload", "mask": "painted in the browser"},
                 device=str(inpainter.device),
-                dtype="fp32",
             )
             job.results.append((_png(np.asarray(image)), sidecar))
 
@@ -161,41 +159,35 @@ def download_name(job_id: str, sample: int, extension: str) -> str:
     return f"repaint_{job_id}_{sample}.{extension}"
 
 
-def _to_uint8(image) -> np.ndarray:
-    pixels = ((image.float().clamp(-1, 1) + 1) * 127.5).round().byte()
-    return pixels.permute(1, 2, 0).cpu().numpy()
-
-
 def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def parse_options(raw: str, models: list[str], default_model: str) -> tuple[str, RunOptions]:
-    """The form's JSON options -> (model name, RunOptions); anything odd is a RepaintError."""
+def parse_options(raw: str, models: list[str], default_model: str) -> tuple[str, InpaintRequest]:
+    """The form's JSON options -> (model name, request); anything odd is a RepaintError."""
     try:
         data = json.loads(raw or "{}")
     except json.JSONDecodeError:
         raise RepaintError("options: not valid JSON") from None
     if not isinstance(data, dict):
         raise RepaintError("options: expected a JSON object")
-    model = str(data.get("model") or default_model)
+    model = str(data.pop("model", None) or default_model)
     if model not in models:
         raise RepaintError(f"model {model!r} is not available here; choose one of {models}")
-    samples = int(data.get("num_samples", 1))
-    if not 1 <= samples <= MAX_SAMPLES:
-        raise RepaintError(f"samples: choose 1 to {MAX_SAMPLES}")
-    schedule = data.get("schedule")
-    options = RunOptions(
-        preset=str(data.get("preset", "fast")),
-        schedule=None if schedule is None else {k: int(v) for k, v in schedule.items()},
-        num_samples=samples,
-        seed=None if data.get("seed") in (None, "") else int(data["seed"]),
-        mask_mode="keep",
-    )
-    options.jump_schedule()  # refuse a bad preset or schedule now
-    return model, options
+    seed = data.get("seed")
+    if isinstance(seed, str):  # the form's number field
+        try:
+            data["seed"] = int(seed) if seed.strip() else None
+        except ValueError:
+            raise RepaintError(f"--seed: expected a whole number, got {seed!r}") from None
+    data.setdefault("preset", DEFAULT_PRESET)
+    data["mask_mode"] = "keep"  # the painted mask (white = fill) arrives as a keep-mask
+    request = InpaintRequest.from_dict(data)
+    if request.num_samples > MAX_SAMPLES:
+        raise RepaintError(f"--num-samples: choose 1 to {MAX_SAMPLES} in the web app")
+    return model, request
 
 
 def create_app(
@@ -204,13 +196,11 @@ def create_app(
     models: list[str] | None = None,
     device: str = "auto",
     max_upload_mb: float = 10.0,
-    default_preset: str = "fast",
+    default_preset: str = DEFAULT_PRESET,
     load: Callable[[str], Any] | None = None,
 ):
     """The FastAPI app. `models` are the names offered (default: the locally available
     registered models plus `model`); `load` builds an inpainter from a name."""
-    from repaint.models import list_models
-
     offered = models or list(
         dict.fromkeys([model, *(row["name"] for row in list_models() if row["downloaded"])])
     )
@@ -278,7 +268,7 @@ def create_app(
         if keep.all():
             raise RepaintError("the mask is empty: paint the area to fill first")
         job = WebJob(uuid.uuid4().hex[:12], rgb, keep, name, run_options)
-        job.total = resolve_schedule(run_options.preset, run_options.schedule).reverse_steps
+        job.total = run_options.jump_schedule.reverse_steps
         position = runner.submit(job)
         return {"id": job.id, "position": position}
 

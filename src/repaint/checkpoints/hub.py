@@ -1,0 +1,70 @@
+"""Finding diffusers models: telling a diffusers folder from a checkpoint, and `hf:` ids.
+
+A diffusers model is a folder laid out by diffusers' ``save_pretrained`` (``model_index.json``
+with ``unet/`` and ``scheduler/``, or a bare ``UNet2DModel`` folder with a
+``scheduler_config.json``), or ``hf:ORG/NAME`` on the Hugging Face Hub, which :func:`locate`
+turns into a local snapshot folder. Building the network from that folder is
+:mod:`repaint.networks.diffusers_models`' job. Only the standard library is imported here;
+``huggingface_hub`` (part of the optional extra) only when an ``hf:`` id is located.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from repaint.errors import RepaintError
+
+EXTRA = "pip install 'repaint[diffusers]'"
+
+
+def is_diffusers_model(source: str | Path) -> bool:
+    """`hf:ORG/NAME`, or a folder laid out by diffusers' `save_pretrained`."""
+    if str(source).startswith("hf:"):
+        return True
+    path = Path(source)
+    return path.is_dir() and any(
+        (path / name).is_file() for name in ("model_index.json", "unet/config.json", "config.json")
+    )
+
+
+def is_latent_model(folder: Path) -> bool:
+    """A diffusers folder with a VAE and a text-conditioned `UNet2DConditionModel`."""
+    unet_config = folder / "unet" / "config.json"
+    return (
+        (folder / "vae" / "config.json").is_file()
+        and unet_config.is_file()
+        and read_json(unet_config).get("_class_name") == "UNet2DConditionModel"
+    )
+
+
+def locate(source: str | Path) -> Path:
+    """The local folder of a model: `hf:` ids from the Hugging Face cache, else downloaded."""
+    if not str(source).startswith("hf:"):
+        return Path(source)
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise RepaintError(f"{source}: hf: models need the optional extra: {EXTRA}") from None
+
+    repo_id = str(source)[3:]
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # not cached (huggingface_hub raises several kinds): try the network
+        pass
+    try:
+        return Path(snapshot_download(repo_id))
+    except Exception as error:
+        raise RepaintError(
+            f"{source}: not in the Hugging Face cache and could not be downloaded "
+            f"({type(error).__name__}); connect to the network once, or pass a local folder"
+        ) from None
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A diffusers config file; unreadable or malformed ones raise :class:`RepaintError`."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RepaintError(f"{path}: not a readable diffusers config ({error})") from None

@@ -1,0 +1,54 @@
+"""The `repaint` command line: one module per command, each with `add_parser` (flags only,
+no torch, so `repaint --help` and argument errors answer at once) and `run` (imports what
+the command needs). Problems the user can fix exit with code 2 and one line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from repaint.cli import inpaint, masks, models, run, schedule, serve, train
+from repaint.errors import RepaintError
+from repaint.version import __version__
+
+EXIT_USER_ERROR = 2
+COMMANDS = (inpaint, run, schedule, masks, models, serve, train)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="repaint",
+        description="RePaint: inpaint images with a pretrained diffusion model.",
+    )
+    parser.add_argument("--version", action="version", version=f"repaint {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_parser(commands)
+    return parser
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"repaint: warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # restored on return: callers keep their own hook
+        warnings.showwarning = _one_line_warning
+        try:
+            return args.handler(args)
+        except RepaintError as error:
+            print(f"repaint: error: {error}", file=sys.stderr)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            print(f"repaint: error: {where}{error.strerror or error}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print("repaint: interrupted", file=sys.stderr)
+            return 130
+    return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""`repaint serve`: the browser app."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from repaint.cli.common import add_device_argument
+from repaint.errors import RepaintError
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="a web app: paint a mask, run, watch, download",
+        description="Serve the browser app (needs: pip install 'repaint[web]'). One run at a "
+        "time per device; further runs queue.",
+    )
+    parser.add_argument("--model", default="digits", help="the model offered first")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    add_device_argument(parser)
+    parser.add_argument(
+        "--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default: 10)"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from repaint.web.app import create_app
+    except ImportError:
+        raise RepaintError("serve needs the optional extra: pip install 'repaint[web]'") from None
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        warnings.warn(
+            f"--host {args.host}: the app has no authentication; anyone who can reach this "
+            "address can use it",
+            stacklevel=1,
+        )
+    app = create_app(model=args.model, device=args.device, max_upload_mb=args.max_upload_mb)
+    print(f"repaint: serving on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
