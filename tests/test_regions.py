@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from repaint.errors import RepaintError
+from repaint.io import from_uint8
 from repaint.regions import (
     Window,
     choose_fit,
@@ -17,7 +18,6 @@ from repaint.regions import (
     hole_boxes,
     paste,
     plan_windows,
-    to_tensor,
 )
 
 SEEDS = range(12)
@@ -217,7 +217,7 @@ def random_image(rng: np.random.Generator, height: int, width: int) -> np.ndarra
 )
 def test_extract_gives_model_sized_image_and_mask(window):
     rng = np.random.default_rng(0)
-    image = to_tensor(random_image(rng, 40, 50))
+    image = from_uint8(random_image(rng, 40, 50))
     fill = torch.from_numpy(rng.random((40, 50)) < 0.2)
     crop, keep = extract(image, fill, window, 16)
     assert crop.shape == (3, 16, 16)
@@ -229,7 +229,7 @@ def test_extract_gives_model_sized_image_and_mask(window):
 def test_extract_at_the_window_size_is_the_image_itself():
     rng = np.random.default_rng(1)
     pixels = random_image(rng, 30, 40)
-    image = to_tensor(pixels)
+    image = from_uint8(pixels)
     fill = torch.zeros(30, 40, dtype=torch.bool)
     fill[12:15, 20:22] = True
     window = Window(5, 10, 16, 16)
@@ -241,7 +241,7 @@ def test_extract_at_the_window_size_is_the_image_itself():
 
 def test_padded_border_is_known_and_replicates_the_edge():
     rng = np.random.default_rng(2)
-    image = to_tensor(random_image(rng, 10, 20))
+    image = from_uint8(random_image(rng, 10, 20))
     fill = torch.ones(10, 20, dtype=torch.bool)  # everything inside the image is to fill
     crop, keep = extract(image, fill, Window(-5, 0, 20, 20), 20)
     assert (keep[0, :5] == 1).all() and (keep[0, 15:] == 1).all()
@@ -253,7 +253,7 @@ def test_padded_border_is_known_and_replicates_the_edge():
 
 @pytest.mark.parametrize(("y", "x"), [(0, 0), (37, 50), (63, 63), (4, 3)])
 def test_one_image_pixel_to_fill_marks_the_model_pixel_over_it(y, x):
-    image = to_tensor(np.zeros((64, 64, 3), dtype=np.uint8))
+    image = from_uint8(np.zeros((64, 64, 3), dtype=np.uint8))
     fill = torch.zeros(64, 64, dtype=torch.bool)
     fill[y, x] = True
     _, keep = extract(image, fill, Window(0, 0, 64, 64), 16)  # 4x4 image pixels per model pixel

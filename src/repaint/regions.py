@@ -27,6 +27,7 @@ from torch import Tensor
 
 from repaint.choices import FIT_MODES
 from repaint.errors import RepaintError
+from repaint.io import to_levels
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,6 @@ def _union(a: Box, b: Box) -> Box:
     return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
-def to_tensor(image: np.ndarray) -> Tensor:
-    """uint8 (H, W, 3) -> float (3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1
-
-
 def extract(image: Tensor, fill: Tensor, window: Window, size: int) -> tuple[Tensor, Tensor]:
     """The window's image (3, size, size) and keep-mask (1, size, size) at the model's size.
 
@@ -223,7 +219,7 @@ def paste(
             result[None].float(), (window.height, window.width), mode="bicubic", align_corners=False
         )[0]
     rows, cols, window_rows, window_cols = window.clip(height, width)
-    generated = ((result[:, window_rows, window_cols].clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0)
+    generated = to_levels(result[:, window_rows, window_cols]).permute(1, 2, 0)
     weight = alpha[rows, cols][..., None]
     original = torch.from_numpy(canvas[rows, cols]).float()
     blended = (weight * generated + (1 - weight) * original).round().clamp(0, 255).to(torch.uint8)

@@ -26,7 +26,7 @@ from repaint.datasets import load_training_images
 from repaint.device import make_generator
 from repaint.diffusion import GaussianDiffusion, q_sample
 from repaint.errors import RepaintError, RepaintWarning
-from repaint.io import atomic_output, write_image
+from repaint.io import atomic_output, to_uint8, write_image
 from repaint.losses import training_loss
 from repaint.networks import unet_from_config
 from repaint.sampler import repaint
@@ -207,6 +207,6 @@ def _sample_grid(
         JumpSchedule(t_T=50, jump_length=1, jump_n_sample=1),
         generator=make_generator(0, device),
     )
-    pixels = ((samples.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-    tiles = pixels.reshape(4, 4, 3, size, size).transpose(0, 3, 1, 4, 2)  # rows, y, cols, x, c
+    pixels = to_uint8(samples)  # (16, size, size, 3)
+    tiles = pixels.reshape(4, 4, size, size, 3).transpose(0, 2, 1, 3, 4)  # rows, y, cols, x, c
     write_image(np.ascontiguousarray(tiles.reshape(4 * size, 4 * size, 3)), path)
