@@ -211,24 +211,33 @@ def random_checkpoint(config: dict, folder: Path) -> Path:
 def our_cases(
     arch: str, config: dict, variants: list[str], batches: list[int], schedule, device, peaks
 ) -> list[Case]:
-    """Each variant's network comes from `create_prior`, as every user's does: from a
+    """Each variant's network comes from `create_prior`, as every user's does: loaded from a
     random-weight checkpoint, so that fp16/bf16 get our UNet's own precision scheme (a ready
-    network passed as `network=` would be put under autocast instead)."""
+    network passed as `network=` at fp16/bf16 would be put under autocast instead). An fp32
+    network is shared (`network=`) by the variants that leave its memory format alone."""
     cases = []
+    loaded: dict[tuple[str, bool], torch.nn.Module] = {}
     with tempfile.TemporaryDirectory(prefix="speed-") as folder:
         checkpoint = random_checkpoint(config, Path(folder))
         for variant in variants:
             dtype_name, acceleration = VARIANTS[variant]
             if dtype_name == "fp16" and device.type != "cuda":
                 continue
-            prior = create_prior(
-                config,
-                checkpoint=checkpoint,
-                device=device,
-                dtype=dtype_name,
-                acceleration=acceleration,
-                source=f"random {arch} weights",
-            )
+            key = (dtype_name, acceleration.channels_last)
+            if dtype_name == "fp32" and key in loaded:
+                prior = create_prior(
+                    config, network=loaded[key], device=device, acceleration=acceleration
+                )
+            else:
+                prior = create_prior(
+                    config,
+                    checkpoint=checkpoint,
+                    device=device,
+                    dtype=dtype_name,
+                    acceleration=acceleration,
+                    source=f"random {arch} weights",
+                )
+                loaded[key] = prior.network
             cases += _our_variant_cases(
                 arch, prior, variant, dtype_name, batches, schedule, device, peaks
             )

@@ -21,7 +21,13 @@ from torch import Tensor, nn
 from repaint.accel import PLAIN, Acceleration, accelerate
 from repaint.diffusion import GaussianDiffusion
 from repaint.errors import RepaintError
-from repaint.networks import NUM_CLASSES, classifier_from_config, load_checkpoint, unet_from_config
+from repaint.networks import (
+    NUM_CLASSES,
+    UNetModel,
+    classifier_from_config,
+    load_checkpoint,
+    unet_from_config,
+)
 from repaint.sampler import Denoiser, Guidance, classifier_guidance
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -133,6 +139,8 @@ def create_prior(
         except (KeyError, ValueError) as error:
             raise RepaintError(f"{checkpoint}: bad model config ({error})") from None
         load_checkpoint(network, checkpoint, source)
+    elif isinstance(network, UNetModel):  # a ready guided-diffusion UNet: its torso scheme
+        network.set_torso_dtype(torch_dtype)
     elif torch_dtype != torch.float32:  # no precision scheme of its own: autocast
         acceleration = Acceleration(acceleration.channels_last, acceleration.compile, torch_dtype)
     network = network.to(device).eval()
