@@ -173,3 +173,15 @@ def test_crop_grid_shows_the_centre_cropped_input(tiny_model, tmp_path):
     np.testing.assert_array_equal(shown, cropped)
     squashed = np.asarray(Image.fromarray(image).resize((32, 32)))
     assert not np.array_equal(shown, squashed)
+
+
+def test_schedule_takes_a_preset_and_help_marks_required_flags(capsys):
+    assert main(["schedule", "--preset", "fast", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reverse_steps"] == 210
+    assert main(["schedule", "--preset", "fast", "--jump-n-sample", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["reverse_steps"] == 50
+    with pytest.raises(SystemExit):
+        main(["inpaint", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "required:" in help_text and "output folder (required" in help_text
+    assert "white = fill, black = keep (IOPaint, Stable Diffusion)" in help_text

@@ -4,7 +4,7 @@
 `Context.from_env()` then joins the process group (NCCL on GPUs, Gloo on CPU) and the command
 takes every WORLD_SIZE-th input from RANK on. Results do not depend on the split, because
 every image's noise comes from its own generator, seeded from the run seed and the image's
-name (`repaint.pipeline.derive_seed`); the run seed itself is broadcast from rank 0.
+name (`repaint.device.derive_seed`); the run seed itself is broadcast from rank 0.
 Without torchrun it is a single process and nothing is initialised.
 """
 
