@@ -214,6 +214,11 @@ class GaussianDiffusion:
                 "outside (0, 1]; use more steps (the published models use 1000)"
             )
         kept = set(space_timesteps(steps, timestep_respacing or str(steps)))
+        if len(kept) < 2:
+            raise RepaintError(
+                f"timestep_respacing {timestep_respacing!r} (--t-T): a diffusion needs at least "
+                "2 steps; use t_T >= 2"
+            )
         # Respacing keeps alpha_bar at the kept steps and derives the betas between them.
         alphas_cumprod = np.cumprod(1.0 - base)
         betas, timestep_map, last = [], [], 1.0

@@ -109,6 +109,7 @@ class Inpainter(ABC):
     checkpoint: Path | None = None
     sha256: str | None = None
     image_size: int | None = None  # None: any size (latent models)
+    diffusion_steps: int | None = None  # the most denoising levels (t_T) the model has
     text_conditioned = False
     uses_labels = False  # class-conditional, or guided by a classifier
     fits: tuple[str, ...] = ("auto", "region", "pad", "resize", "crop")
@@ -161,6 +162,12 @@ class Inpainter(ABC):
 
     def check(self, request: InpaintRequest) -> None:
         """Refuse what this model cannot do, before any image is read."""
+        t_T = request.jump_schedule.t_T
+        if self.diffusion_steps is not None and t_T > self.diffusion_steps:
+            raise RepaintError(
+                f"--t-T: {t_T} exceeds the {self.diffusion_steps} diffusion steps of model "
+                f"{self.name}; use at most {self.diffusion_steps}"
+            )
         if (request.prompt or request.guidance_scale is not None) and not self.text_conditioned:
             raise RepaintError(
                 f"--prompt: model {self.name} is not text-conditioned; prompts need a "

@@ -68,6 +68,7 @@ class LatentInpainter(Inpainter):
         self.config = dict(diffusion_config)
         self.device, self.dtype, self.name, self.checkpoint = device, dtype, name, checkpoint
         self.sha256 = None
+        self.diffusion_steps = len(self.config["betas"])
         self.factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         self.scaling = float(getattr(self.vae.config, "scaling_factor", 0.18215))
         self._diffusions: dict[int, GaussianDiffusion] = {}

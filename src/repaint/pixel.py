@@ -71,6 +71,7 @@ class PixelInpainter(Inpainter):
         self.checkpoint = checkpoint
         self.sha256 = sha256
         self.image_size = prior.image_size
+        self.diffusion_steps = prior.diffusion_steps
         self.uses_labels = prior.uses_labels
         self.domain = domain
         self._domain_warned = False

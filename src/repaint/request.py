@@ -100,6 +100,9 @@ class InpaintRequest:
         if not isinstance(given, Mapping):
             raise RepaintError(f"schedule: expected a mapping of schedule keys, got {given!r}")
         merged = JumpSchedule.from_params({**base.params(), **given})
+        if merged.t_T < 2:
+            raise RepaintError(f"--t-T: at least 2 denoising levels are needed, got {merged.t_T}")
+        merged.counts()  # refuses a schedule too long to run, in well under a second
         changed = {
             key: value for key, value in merged.params().items() if base.params()[key] != value
         }

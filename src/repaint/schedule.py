@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from repaint.errors import RepaintError
 
 NEVER = 100_000_000  # the reference's "resampling from the start" sentinel
+MAX_EVALUATIONS = 1_000_000  # per image: hours of a 256 px UNet on a GPU
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ class JumpSchedule:
         return asdict(self)
 
     def times(self) -> list[int]:
-        """The time list, exactly as the reference's `get_schedule_jump` yields it."""
+        """The time list, exactly as the reference's `get_schedule_jump` yields it (after
+        `counts` has refused a schedule too long to build)."""
+        self.counts()
         t_T, start = self.t_T, self.start_resampling
         # Outermost first; a jump at one level re-arms every level nested inside it.
         levels = [
@@ -77,11 +80,15 @@ class JumpSchedule:
             (self.jump3_length, self.jump3_n_sample),
         ]
 
-        def armed(length: int, n_sample: int) -> dict[int, int]:
-            """Remaining extra passes for each segment end `0, length, 2*length, ...`."""
-            return {j: n_sample - 1 for j in range(0, t_T - length, length)}
+        def left(depth: int, t: int) -> int:
+            """Extra passes still due at segment end `t` (ends are 0, length, 2*length, ...
+            below t_T - length); passes used are recorded, so re-arming is clearing."""
+            length, n_sample = levels[depth]
+            if n_sample <= 1 or t % length or not 0 <= t < t_T - length:
+                return 0
+            return n_sample - 1 - used[depth].get(t, 0)
 
-        remaining = [armed(*level) for level in levels]
+        used: list[dict[int, int]] = [{} for _ in levels]
         times: list[int] = []
         t = t_T
         while t >= 1:
@@ -92,12 +99,12 @@ class JumpSchedule:
                     times += [t + 1, t]
             for depth in reversed(range(len(levels))):
                 length = levels[depth][0]
-                if remaining[depth].get(t, 0) > 0 and t <= start - length:
-                    remaining[depth][t] -= 1
+                if left(depth, t) > 0 and t <= start - length:
+                    used[depth][t] = used[depth].get(t, 0) + 1
                     times += range(t + 1, t + length + 1)
                     t += length
                     for inner in range(depth + 1, len(levels)):
-                        remaining[inner] = armed(*levels[inner])
+                        used[inner].clear()
         times.append(-1)
         self._check(times)
         return times
@@ -111,6 +118,54 @@ class JumpSchedule:
                 "check that the jump lengths fit within t_T"
             )
 
+    def counts(self, limit: int = MAX_EVALUATIONS) -> tuple[int, int]:
+        """(reverse, forward) steps of `times()`, counted without building the list: the
+        descent between segment ends is counted in one step, so the work grows with the
+        number of jumps, not with the length of the schedule. A schedule of more than
+        `limit` model evaluations is refused as soon as the count passes it."""
+        if self.t_T > limit:
+            self._too_costly(limit)
+        t_T, start, repeats = self.t_T, self.start_resampling, self.n_sample - 1
+        levels = [
+            (self.jump_length, self.jump_n_sample),
+            (self.jump2_length, self.jump2_n_sample),
+            (self.jump3_length, self.jump3_n_sample),
+        ]
+        used: list[dict[int, int]] = [{} for _ in levels]
+        reverse = forward = 0
+        t = t_T
+        while t >= 1:
+            # the next level at which a jump may fire: a segment end below t
+            target = 0
+            for length, n_sample in levels:
+                top = min(t - 1, t_T - length - 1, start - length)
+                if n_sample > 1 and top >= 0:
+                    target = max(target, top - top % length)
+            reverse += t - target
+            last_repeat = min(t - 1, start, t_T - 3)  # levels where n_sample repeats a step
+            if repeats and last_repeat >= target:
+                reverse += repeats * (last_repeat - target + 1)
+                forward += repeats * (last_repeat - target + 1)
+            if reverse > limit:
+                self._too_costly(limit)
+            t = target
+            for depth in reversed(range(len(levels))):
+                length, n_sample = levels[depth]
+                due = n_sample > 1 and t % length == 0 and 0 <= t < t_T - length
+                if due and used[depth].get(t, 0) < n_sample - 1 and t <= start - length:
+                    used[depth][t] = used[depth].get(t, 0) + 1
+                    forward += length
+                    t += length
+                    for inner in range(depth + 1, len(levels)):
+                        used[inner].clear()
+        return reverse, forward
+
+    def _too_costly(self, limit: int) -> None:
+        raise RepaintError(
+            f"schedule_jump_params {self.params()}: more than {limit:,} model evaluations "
+            "per image; lower t_T, the jump counts or n_sample"
+        )
+
     def pairs(self) -> list[tuple[int, int]]:
         """Consecutive (t, next t) transitions: reverse when next < t, forward otherwise."""
         times = self.times()
@@ -119,11 +174,11 @@ class JumpSchedule:
     @property
     def reverse_steps(self) -> int:
         """Model evaluations per image."""
-        return sum(1 for a, b in self.pairs() if b < a)
+        return self.counts()[0]
 
     @property
     def forward_steps(self) -> int:
-        return sum(1 for a, b in self.pairs() if b > a)
+        return self.counts()[1]
 
     def summary(self) -> str:
         """A short human description: cost first, then the shape of the schedule."""
