@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from repaint.errors import RepaintError, RepaintWarning
-from repaint.io import IMAGE_EXTENSIONS, center_crop_resize, open_image, pil_to_rgb
+from repaint.io import INPUT_EXTENSIONS, center_crop_resize, open_image, pil_to_rgb
 
 BUILTIN = ("digits",)
 TEST_EVERY = 6
@@ -56,7 +56,7 @@ def load_folder(folder: str | Path, size: int) -> np.ndarray:
         raise RepaintError(f"{folder}: no such folder (or use a built-in dataset: {BUILTIN})")
     images, sizes = [], set()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        if path.suffix.lower() not in IMAGE_EXTENSIONS | {".bmp", ".tif", ".tiff", ".webp"}:
+        if path.suffix.lower() not in INPUT_EXTENSIONS:
             warnings.warn(f"{path}: not an image file, skipped", RepaintWarning, stacklevel=2)
             continue
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +21,32 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from repaint.errors import RepaintError
 
+MAX_PIXELS_ENV = "REPAINT_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own bomb threshold
 FILE_MODE = 0o644  # outputs are ordinary files (mkstemp alone makes them 0600)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif"}  # what the reference's loader lists
+INPUT_EXTENSIONS = IMAGE_EXTENSIONS | {".webp", ".bmp", ".tif", ".tiff"}  # what inpaint reads
+
+
+def max_pixels() -> int:
+    """The most pixels an input image may have: $REPAINT_MAX_PIXELS, else Pillow's limit."""
+    value = os.environ.get(MAX_PIXELS_ENV)
+    if value is None:
+        return DEFAULT_MAX_PIXELS
+    if not value.strip().isdigit() or int(value) < 1:
+        raise RepaintError(f"${MAX_PIXELS_ENV}: expected a positive whole number, got {value!r}")
+    return int(value)
+
+
+def check_pixels(width: int, height: int, name: object) -> None:
+    """Refuse an image larger than `max_pixels()` before it is decoded (decompression bombs
+    claim huge sizes in a few bytes)."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise RepaintError(
+            f"{name}: {width}x{height} is {width * height:,} pixels, more than the limit of "
+            f"{limit:,}; shrink the image or raise ${MAX_PIXELS_ENV}"
+        )
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -60,9 +85,17 @@ def open_image(path: str | Path, *, upright: bool = True) -> Image.Image:
     if not path.is_file():
         raise RepaintError(f"{path}: no such image file")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return (ImageOps.exif_transpose(image) or image) if upright else image.copy()
+        with warnings.catch_warnings():  # our own limit, in one line, replaces Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                check_pixels(*image.size, path)
+                image.load()
+                return (ImageOps.exif_transpose(image) or image) if upright else image.copy()
+    except Image.DecompressionBombError:
+        raise RepaintError(
+            f"{path}: more pixels than Pillow decodes ({2 * DEFAULT_MAX_PIXELS:,}); "
+            "shrink the image"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise RepaintError(f"{path}: not a readable image ({reason})") from None
@@ -95,8 +128,10 @@ def load_rgb(source: ImageSource, name: str = "image") -> np.ndarray:
         name = str(source)
         array = pil_to_rgb(open_image(source))
     elif isinstance(source, Image.Image):
+        check_pixels(*source.size, name)
         array = pil_to_rgb(ImageOps.exif_transpose(source) or source)
     elif isinstance(source, torch.Tensor):
+        check_pixels(source.shape[-1], source.shape[-2] if source.ndim > 1 else 1, name)
         tensor = source.detach().cpu()
         if tensor.ndim == 4 and tensor.shape[0] == 1:
             tensor = tensor[0]
@@ -110,6 +145,8 @@ def load_rgb(source: ImageSource, name: str = "image") -> np.ndarray:
             tensor.float().numpy() if tensor.is_floating_point() else tensor.numpy(), name
         )
     elif isinstance(source, np.ndarray):
+        if source.ndim >= 2:
+            check_pixels(source.shape[1], source.shape[0], name)
         array = _rgb_pixels(source, name)
     else:
         raise RepaintError(f"{name}: unsupported image type {type(source).__name__}")
@@ -143,13 +180,14 @@ def _rgb_pixels(array: np.ndarray, name: str) -> np.ndarray:
     return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
 
 
-def list_images(folder: str | Path) -> list[Path]:
-    """Image files below `folder`, recursively, sorted by path like the reference."""
+def list_images(folder: str | Path, extensions: set[str] = IMAGE_EXTENSIONS) -> list[Path]:
+    """Image files below `folder`, recursively, sorted by path like the reference (whose
+    loader lists .jpg, .jpeg, .png and .gif: the default)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RepaintError(f"{folder}: no such image folder")
     return sorted(
-        (p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
+        (p for p in folder.rglob("*") if p.suffix.lower() in extensions and p.is_file()),
         key=str,
     )
 
@@ -186,6 +224,22 @@ def to_uint8(images: torch.Tensor, *, truncate: bool = False) -> np.ndarray:
     levels = to_levels(images)
     pixels = (levels if truncate else levels.round()).to(torch.uint8)
     return pixels.movedim(-3, -1).cpu().numpy()
+
+
+def check_output_folder(folder: str | Path, what: str = "--out") -> None:
+    """Refuse an output folder that cannot be written, before any work: it must be a folder
+    (or creatable below the nearest existing one) and writable. Nothing is created here."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        problem = (
+            "is not a folder" if existing == folder else f"cannot be made: {existing} is a file"
+        )
+        raise RepaintError(f"{what} {folder}: {problem}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RepaintError(f"{what} {folder}: {existing} is not writable")
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,9 +23,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from repaint.device import new_seed
-from repaint.errors import RepaintError
+from repaint.errors import RepaintError, RepaintWarning
 from repaint.inpainter import Inpainter, InpaintResult, Plan
-from repaint.io import atomic_output, list_images, load_rgb, write_image
+from repaint.io import INPUT_EXTENSIONS, atomic_output, list_images, load_rgb, write_image
 from repaint.masks import load_mask
 from repaint.outputs import comparison_grid, save_animation
 from repaint.pixel import centre_crop
@@ -51,9 +52,10 @@ def pair_inputs(image_arg: str | Path, mask_arg: str | Path) -> list[Job]:
         raise RepaintError(f"{image_arg}: no such image file or folder")
     if not mask_arg.exists():
         raise RepaintError(f"{mask_arg}: no such mask file or folder")
-    images = list_images(image_arg) if image_arg.is_dir() else [image_arg]
+    images = _list_inputs(image_arg) if image_arg.is_dir() else [image_arg]
     if not images:
-        raise RepaintError(f"{image_arg}: the folder holds no images (.png, .jpg, .jpeg, .gif)")
+        kinds = ", ".join(sorted(INPUT_EXTENSIONS))
+        raise RepaintError(f"{image_arg}: the folder holds no images ({kinds})")
     stems: dict[str, Path] = {}
     for image in images:
         if image.stem in stems:
@@ -64,7 +66,7 @@ def pair_inputs(image_arg: str | Path, mask_arg: str | Path) -> list[Job]:
         stems[image.stem] = image
     if mask_arg.is_file():
         return [Job(image.stem, image, mask_arg) for image in images]
-    masks = {mask.stem: mask for mask in list_images(mask_arg)}
+    masks = {mask.stem: mask for mask in _list_inputs(mask_arg)}
     missing = [image for image in images if image.stem not in masks]
     if missing:
         raise RepaintError(
@@ -72,6 +74,27 @@ def pair_inputs(image_arg: str | Path, mask_arg: str | Path) -> list[Job]:
             f"{len(images)} images have no mask with the same file stem)"
         )
     return [Job(image.stem, image, masks[image.stem]) for image in images]
+
+
+def _list_inputs(folder: Path) -> list[Path]:
+    """Every image a single file may be, below `folder`; other files are named in a warning
+    rather than skipped in silence."""
+    images = list_images(folder, INPUT_EXTENSIONS)
+    others = sorted(
+        str(path.relative_to(folder))
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() not in INPUT_EXTENSIONS
+        and not path.name.startswith(".")
+    )
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        warnings.warn(
+            f"{folder}: skipped {len(others)} file(s) that are not images: {shown}",
+            RepaintWarning,
+            stacklevel=3,
+        )
+    return images
 
 
 @dataclass
@@ -249,7 +272,6 @@ def _write_job(
             continue
         stem = output_name(job, sample, result.request.num_samples)
         path = out_dir / f"{stem}.png"
-        write_image(np.asarray(image), path)
         sidecar = make_sidecar(
             result,
             model_source,
@@ -259,10 +281,27 @@ def _write_job(
             inputs={"input": str(job.image.resolve()), "mask": str(job.mask.resolve())},
             device=device,
         )
-        with atomic_output(out_dir / f"{stem}.json", "w") as handle:
-            json.dump(sidecar, handle, indent=2)
+        _write_pair(np.asarray(image), path, sidecar)
         written.append(path)
     return written
+
+
+def _write_pair(image: np.ndarray, path: Path, sidecar: dict[str, Any]) -> None:
+    """The PNG and its sidecar appear together or not at all (a full disk leaves neither)."""
+    json_path = path.with_suffix(".json")
+    try:
+        write_image(image, path)
+        try:
+            with atomic_output(json_path, "w") as handle:
+                json.dump(sidecar, handle, indent=2)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise RepaintError(
+            f"{error.filename or path}: cannot write the output ({error.strerror or error}); "
+            "nothing was left half-written"
+        ) from None
 
 
 def _write_grid(job: Job, result: InpaintResult, out_dir: Path) -> Path:

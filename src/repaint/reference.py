@@ -28,6 +28,7 @@ from repaint.distributed import Context
 from repaint.errors import RepaintError
 from repaint.io import (
     center_crop_resize,
+    check_output_folder,
     from_uint8,
     list_images,
     read_image,
@@ -162,6 +163,8 @@ def _run(conf_path, context, seed, device, acceleration, per_image_seeds, progre
     folders = {
         key: Path(entry["paths"][key]).expanduser() for key in entry["paths"] if key in OUTPUTS
     }
+    for key, folder in folders.items():
+        check_output_folder(folder, f"{conf_path}: data.eval paths.{key}")
     per_image = per_image_seeds or context.world > 1
     skipped = 0
     if per_image:  # this rank's share, less what an earlier run finished

@@ -66,6 +66,7 @@ def repaint(
     clip_denoised: bool = True,
     raw: bool = False,
     callback: Callable[[Step], None] | None = None,
+    check_every: int = 25,
 ) -> Tensor:
     """Inpaint `image` where `keep_mask` is 0 and return the sample, in [-1, 1].
 
@@ -76,7 +77,9 @@ def repaint(
     on what it is batched with. `eta=None` takes the reference's ancestral DDPM steps (with
     the model's variance); a number takes DDIM steps of that stochasticity between the jumps
     (0: deterministic, 1: the posterior variance), which stay accurate on short schedules.
-    The noise is drawn in the same order either way.
+    The noise is drawn in the same order either way. Every `check_every` model evaluations
+    (one host read, so no sync per step on a GPU) a sample that became NaN/inf stops the run
+    with the step named.
     """
     if eta is not None and not 0 <= eta <= 1:
         raise RepaintError(f"eta must be in [0, 1] (0: deterministic DDIM), got {eta}")
@@ -124,17 +127,23 @@ def repaint(
             if callback is not None:
                 callback(Step(index=index, total=total, t=t, x=x, pred_x0=pred_x0))
             index += 1
+            if index % check_every == 0 and index < total:
+                _check_finite(first_bad_step, transitions, total)
 
-    if int(first_bad_step) >= 0:
-        bad_step = int(first_bad_step)
+    _check_finite(first_bad_step, transitions, total)
+    if raw:
+        return x
+    return torch.where(keep_mask.expand_as(x) > 0.5, image, x)
+
+
+def _check_finite(first_bad_step: Tensor, transitions: list[tuple[int, int]], total: int) -> None:
+    bad_step = int(first_bad_step)
+    if bad_step >= 0:
         bad_t = [t for t, t_next in transitions if t_next < t][bad_step]
         raise SamplingError(
             f"the sample became NaN/inf at model evaluation {bad_step + 1} of {total} "
             f"(t={bad_t}); the checkpoint or its config is probably wrong"
         )
-    if raw:
-        return x
-    return torch.where(keep_mask.expand_as(x) > 0.5, image, x)
 
 
 def _noise_source(

@@ -8,6 +8,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from repaint.cli import inpaint, masks, models, run, schedule, serve, train
 from repaint.errors import RepaintError
@@ -17,8 +18,15 @@ EXIT_USER_ERROR = 2
 COMMANDS = (inpaint, run, schedule, masks, models, serve, train)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the failure contract: a bad argument is one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USER_ERROR, f"repaint: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="repaint",
         description="RePaint: inpaint images with a pretrained diffusion model.",
     )

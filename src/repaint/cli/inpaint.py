@@ -145,6 +145,7 @@ def request_from_args(args: argparse.Namespace) -> InpaintRequest:
 
 def run(args: argparse.Namespace) -> int:
     from repaint.distributed import Context
+    from repaint.io import check_output_folder
     from repaint.jobs import Job, check_inputs, pair_inputs
     from repaint.sidecar import read_sidecar
 
@@ -162,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         model, device, expected_sha = (args.model, args.model_config), args.device, None
     if args.out is None:
         raise RepaintError("inpaint needs --out DIR, the folder for the results")
+    check_output_folder(args.out)
     keep_going = len(jobs) > 1  # a folder: record failures and go on; one image: fail now
     if not keep_going:
         check_inputs(jobs, request.mask_mode)
