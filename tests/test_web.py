@@ -129,3 +129,127 @@ def test_serve_without_the_extra_names_it(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     assert main(["serve", "--port", "1"]) == 2
     assert "pip install 'repaint[web]'" in capsys.readouterr().err
+
+
+# ---- the failure contract ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"num_samples": "abc"}, "options.num_samples"),
+        ({"num_samples": None}, "options.num_samples"),
+        ({"num_samples": 9}, "options.num_samples"),
+        ({"seed": "abc"}, "options.seed"),
+        ({"schedule": {"t_T": "x"}}, "options.schedule.t_T"),
+        ({"schedule": "abc"}, "options.schedule"),
+        ({"speed": 3}, "options.speed"),
+        ({"preset": "slow"}, "--preset"),
+        ({"eta": 5}, "--eta"),
+        ({"schedule": {"t_T": 10**9}}, "more than"),
+        ({"schedule": {"t_T": 1}}, "--t-T"),
+    ],
+)
+def test_bad_form_fields_are_400_naming_the_field(client, options, field):
+    image, painted = inputs()
+    response = submit(client, image, painted, **options)
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]
+    assert field in message and "\n" not in message
+
+
+def test_a_huge_schedule_is_refused_at_once_and_the_server_keeps_answering(client):
+    import threading
+
+    image, painted = inputs()
+    answers = []
+    thread = threading.Thread(
+        target=lambda: answers.append(submit(client, image, painted, schedule={"t_T": 10**9}))
+    )
+    thread.start()
+    assert client.get("/api/config").status_code == 200  # not blocked meanwhile
+    thread.join(timeout=30)
+    assert answers and answers[0].status_code == 400
+    refused = client.post("/api/evaluations", json={"t_T": 10**9, "jump_length": 10})
+    assert refused.status_code == 400 and "more than" in refused.json()["error"]
+    odd = client.post("/api/evaluations", json={"t_T": "x"})
+    assert odd.status_code == 400 and "t_T" in odd.json()["error"]
+
+
+def test_the_upload_limit_applies_while_reading(client):
+    declared = client.post(
+        "/api/jobs",
+        content=b"x" * 1000,
+        headers={
+            "content-type": "multipart/form-data; boundary=b",
+            "content-length": str(300 * 2**20),
+        },
+    )
+    assert declared.status_code == 413 and "request limit" in declared.json()["detail"]
+
+    head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
+
+    def chunks():  # a well-formed part that goes on past the limit, with no declared length
+        yield head
+        for _ in range(64):
+            yield b"y" * 8192
+
+    streamed = client.post(
+        "/api/jobs", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+    )
+    assert streamed.status_code == 413
+
+
+def test_a_bomb_upload_is_refused_in_one_line(client):
+    _, painted = inputs()
+    bomb = bytearray(png(np.zeros((1, 1), dtype=np.uint8)))
+    bomb[16:24] = (100_000).to_bytes(4, "big") * 2  # IHDR width and height
+    import zlib
+
+    bomb[29:33] = zlib.crc32(bytes(bomb[12:29])).to_bytes(4, "big")
+    response = client.post(
+        "/api/jobs",
+        files={"image": ("b.png", bytes(bomb), "image/png"), "mask": ("m.png", png(painted))},
+        data={"options": json.dumps({"schedule": SHORT})},
+    )
+    assert response.status_code == 413 and "pixels" in response.json()["detail"]
+
+
+def test_finished_jobs_are_evicted_by_age_and_by_bytes_and_say_410():
+    image, painted = inputs()
+    app = create_app(model="digits", models=["digits"], device="cpu", keep_s=0.2, max_queued=2)
+    with TestClient(app) as c:
+        job = submit(c, image, painted).json()
+        wait(c, job["id"])
+        held = app.state.runner.find(job["id"])
+        assert held is not None and held.image is None and held.keep is None  # upload freed
+        time.sleep(0.3)
+        gone = c.get(f"/api/jobs/{job['id']}")
+        assert gone.status_code == 410 and "evicted" in gone.json()["detail"]
+        assert c.get(f"/api/jobs/{job['id']}/results/0.png").status_code == 410
+        assert c.get("/api/jobs/nosuchjob").status_code == 404
+        assert app.state.runner.held_bytes() == 0
+    app = create_app(model="digits", models=["digits"], device="cpu", max_results_mb=0.0001)
+    with TestClient(app) as c:  # results of 100 bytes at most: each is evicted once finished
+        first = submit(c, image, painted).json()
+        deadline = time.monotonic() + 60
+        while not app.state.runner.was_evicted(first["id"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert c.get(f"/api/jobs/{first['id']}").status_code == 410
+        assert app.state.runner.held_bytes() == 0
+
+
+def test_a_full_queue_and_an_expensive_request_are_refused():
+    image, painted = inputs()
+    app = create_app(model="digits", models=["digits"], device="cpu", max_queued=1)
+    with TestClient(app) as c:
+        long = submit(c, image, painted, schedule=None, preset="paper").json()
+        wait(c, long["id"], states=("running",))
+        assert submit(c, image, painted).status_code == 200
+        full = submit(c, image, painted)
+        assert full.status_code == 503 and "waiting" in full.json()["detail"]
+        c.post(f"/api/jobs/{long['id']}/cancel")
+    app = create_app(model="digits", models=["digits"], device="cpu", max_evaluations=1000)
+    with TestClient(app) as c:
+        costly = submit(c, image, painted, schedule=None, preset="paper")
+        assert costly.status_code == 400 and "limit of 1,000" in costly.json()["error"]

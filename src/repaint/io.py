@@ -6,6 +6,7 @@ interrupted run never leaves a truncated image behind.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -75,30 +76,36 @@ def read_image(path: str | Path) -> Image.Image:
 ImageSource = str | Path | Image.Image | np.ndarray | torch.Tensor
 
 
-def open_image(path: str | Path, *, upright: bool = True) -> Image.Image:
-    """Open and fully decode an image file, keeping its mode (errors name the file).
+def open_image(path: str | Path | bytes, *, upright: bool = True, name: str = "") -> Image.Image:
+    """Open and fully decode an image file (or its bytes), keeping its mode; errors name the
+    file (or `name`).
 
-    Decoding everything up front catches truncated files before any work is done; `upright`
-    applies the EXIF orientation, as photo viewers do.
+    Decoding everything up front catches truncated files before any work is done; the size
+    is checked against `max_pixels()` before decoding; `upright` applies the EXIF
+    orientation, as photo viewers do.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise RepaintError(f"{path}: no such image file")
+    if isinstance(path, bytes):
+        source, label = io.BytesIO(path), name or "image"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise RepaintError(f"{path}: no such image file")
+        source, label = path, str(path)
     try:
         with warnings.catch_warnings():  # our own limit, in one line, replaces Pillow's warning
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                check_pixels(*image.size, path)
+            with Image.open(source) as image:
+                check_pixels(*image.size, label)
                 image.load()
                 return (ImageOps.exif_transpose(image) or image) if upright else image.copy()
     except Image.DecompressionBombError:
         raise RepaintError(
-            f"{path}: more pixels than Pillow decodes ({2 * DEFAULT_MAX_PIXELS:,}); "
+            f"{label}: more pixels than Pillow decodes ({2 * DEFAULT_MAX_PIXELS:,}); "
             "shrink the image"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise RepaintError(f"{path}: not a readable image ({reason})") from None
+        raise RepaintError(f"{label}: not a readable image ({reason})") from None
 
 
 def pil_to_rgb(image: Image.Image) -> np.ndarray:

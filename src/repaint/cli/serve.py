@@ -24,6 +24,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-upload-mb", type=float, default=10.0, help="largest upload accepted (default: 10)"
     )
+    parser.add_argument(
+        "--max-evaluations",
+        type=int,
+        default=100_000,
+        help="most model evaluations one request may ask for (default: 100000)",
+    )
+    parser.add_argument(
+        "--keep-minutes", type=float, default=60.0, help="keep results this long (default: 60)"
+    )
+    parser.add_argument(
+        "--max-results-mb",
+        type=float,
+        default=512.0,
+        help="memory for kept results; the oldest go first (default: 512)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -40,7 +55,17 @@ def run(args: argparse.Namespace) -> int:
             "address can use it",
             stacklevel=1,
         )
-    app = create_app(model=args.model, device=args.device, max_upload_mb=args.max_upload_mb)
+    for flag in ("max_upload_mb", "max_evaluations", "keep_minutes", "max_results_mb"):
+        if getattr(args, flag) <= 0:
+            raise RepaintError(f"--{flag.replace('_', '-')}: must be more than 0")
+    app = create_app(
+        model=args.model,
+        device=args.device,
+        max_upload_mb=args.max_upload_mb,
+        max_evaluations=args.max_evaluations,
+        keep_s=args.keep_minutes * 60,
+        max_results_mb=args.max_results_mb,
+    )
     print(f"repaint: serving on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -1,193 +1,128 @@
 """`repaint serve`: a small web app to paint a mask, run RePaint and watch it, one run at a
 time per device.
 
-FastAPI serves one static page (`static/index.html`) and a JSON API. Uploads are read into
-memory, size-limited and decoded with Pillow before anything runs; names sent by the browser
-are never used, on disk or elsewhere: results are kept in memory and offered for download as
-`repaint_<job>_<sample>.png` with their sidecar JSON. A single worker thread runs the queued
-jobs in order; the sampler's per-step callback updates the progress, encodes a preview of the
-predicted image every few steps, and stops the run within one step when it is cancelled.
+FastAPI serves one static page (`static/index.html`) and a JSON API. The form's options are
+checked by a schema and then by `InpaintRequest`, so every bad field is a 400 naming it;
+uploads are limited while they are read (the declared length, then the bytes streamed),
+decoded with Pillow off the event loop, and never saved under a name from the browser:
+results stay in memory (see `repaint.web.runner`, which also evicts them) and are offered as
+`repaint_<job>_<sample>.png` with their sidecar JSON.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
-import queue
-import threading
-import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repaint.checkpoints import list_models
 from repaint.errors import RepaintError
-from repaint.inpainter import Progress
-from repaint.io import load_rgb, to_uint8
+from repaint.io import load_rgb, open_image
 from repaint.loading import load_inpainter
 from repaint.masks import load_mask
 from repaint.presets import DEFAULT_PRESET, PRESETS
 from repaint.request import InpaintRequest
 from repaint.schedule import JumpSchedule
-from repaint.sidecar import make_sidecar, model_source
+from repaint.web.runner import QueueFull, Runner, WebJob, download_name
 
 MAX_SAMPLES = 8
-PREVIEW_EVERY_S = 0.5
+FORM_OVERHEAD = 64 * 2**10  # multipart headers and the options field, besides two files
 
 
-class Cancelled(Exception):
-    """Raised from the sampler's callback to stop a run."""
+class FormOptions(BaseModel):
+    """The page's options field (JSON). Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    preset: str = DEFAULT_PRESET
+    schedule: dict[str, int] | None = None
+    eta: float | str | None = None
+    seed: int | None = None
+    num_samples: int = Field(default=1, ge=1, le=MAX_SAMPLES)
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def blank_seed(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
-@dataclass
-class WebJob:
-    id: str
-    image: np.ndarray  # uint8 (H, W, 3)
-    keep: np.ndarray  # bool (H, W), True = known
-    model: str
-    request: InpaintRequest
-    state: str = "queued"  # queued, running, done, cancelled, failed
-    step: int = 0
-    total: int = 0
-    started: float = 0.0
-    error: str | None = None
-    preview: bytes | None = None
-    results: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    last_preview: float = 0.0
-
-    def status(self, position: int | None) -> dict[str, Any]:
-        elapsed = time.monotonic() - self.started if self.started else 0.0
-        eta = elapsed / self.step * (self.total - self.step) if self.step else None
-        return {
-            "id": self.id,
-            "state": self.state,
-            "position": position,
-            "step": self.step,
-            "total": self.total,
-            "eta_s": None if eta is None else round(eta, 1),
-            "error": self.error,
-            "results": len(self.results),
-            "has_preview": self.preview is not None,
-        }
-
-
-class Runner:
-    """Runs jobs one at a time on one device, in the order they came."""
-
-    def __init__(self, load: Callable[[str], Any]) -> None:
-        self.load = load
-        self.jobs: dict[str, WebJob] = {}
-        self.waiting: list[str] = []
-        self.queue: queue.Queue[str] = queue.Queue()
-        self.lock = threading.Lock()
-        self.models: dict[str, Any] = {}
-        threading.Thread(target=self._work, daemon=True, name="repaint-runner").start()
-
-    def submit(self, job: WebJob) -> int:
-        with self.lock:
-            self.jobs[job.id] = job
-            self.waiting.append(job.id)
-            position = len(self.waiting)
-        self.queue.put(job.id)
-        return position
-
-    def position(self, job: WebJob) -> int | None:
-        with self.lock:
-            return self.waiting.index(job.id) + 1 if job.id in self.waiting else None
-
-    def _work(self) -> None:
-        while True:
-            job = self.jobs[self.queue.get()]
-            with self.lock:
-                self.waiting.remove(job.id)
-            if job.cancel.is_set():
-                job.state = "cancelled"
-                continue
-            job.state, job.started = "running", time.monotonic()
-            try:
-                self._run(job)
-                job.state = "done"
-            except Cancelled:
-                job.state = "cancelled"
-            except RepaintError as error:
-                job.state, job.error = "failed", str(error)
-            except Exception as error:  # keep serving; the page shows what happened
-                job.state, job.error = "failed", f"{type(error).__name__}: {error}"
-
-    def _model(self, name: str):
-        if name not in self.models:
-            self.models[name] = self.load(name)
-        return self.models[name]
-
-    def _run(self, job: WebJob) -> None:
-        inpainter = self._model(job.model)
-
-        def on_step(event: Progress) -> None:
-            if job.cancel.is_set():
-                raise Cancelled
-            job.total = event.step.total * event.batches
-            job.step = event.batch * event.step.total + event.step.index + 1
-            now = time.monotonic()
-            if now - job.last_preview >= PREVIEW_EVERY_S or job.step == job.total:
-                job.last_preview = now
-                job.preview = _png(to_uint8(event.step.pred_x0[0]))
-
-        result = inpainter(job.image, job.keep, job.request, name=job.id, callback=on_step)
-        source = model_source(inpainter, job.model)
-        for sample, image in enumerate(result.images):
-            sidecar = make_sidecar(
-                result,
-                source,
-                sample=sample,
-                name=job.id,
-                output=download_name(job.id, sample, "png"),
-                inputs={"input": "upload", "mask": "painted in the browser"},
-                device=str(inpainter.device),
-            )
-            job.results.append((_png(np.asarray(image)), sidecar))
-
-
-def download_name(job_id: str, sample: int, extension: str) -> str:
-    return f"repaint_{job_id}_{sample}.{extension}"
-
-
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
+def one_line(error: ValidationError | RequestValidationError, where: str) -> str:
+    """The first problem of a validation error, naming the field."""
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"] if part != "body") or where
+    return f"{where}.{field}: {first['msg']}" if not field.startswith(where) else field
 
 
 def parse_options(raw: str, models: list[str], default_model: str) -> tuple[str, InpaintRequest]:
     """The form's JSON options -> (model name, request); anything odd is a RepaintError."""
     try:
-        data = json.loads(raw or "{}")
-    except json.JSONDecodeError:
-        raise RepaintError("options: not valid JSON") from None
-    if not isinstance(data, dict):
-        raise RepaintError("options: expected a JSON object")
-    model = str(data.pop("model", None) or default_model)
+        options = FormOptions.model_validate_json(raw or "{}")
+    except ValidationError as error:
+        raise RepaintError(one_line(error, "options")) from None
+    model = options.model or default_model
     if model not in models:
-        raise RepaintError(f"model {model!r} is not available here; choose one of {models}")
-    seed = data.get("seed")
-    if isinstance(seed, str):  # the form's number field
-        try:
-            data["seed"] = int(seed) if seed.strip() else None
-        except ValueError:
-            raise RepaintError(f"--seed: expected a whole number, got {seed!r}") from None
-    data.setdefault("preset", DEFAULT_PRESET)
-    data["mask_mode"] = "keep"  # the painted mask (white = fill) arrives as a keep-mask
-    request = InpaintRequest.from_dict(data)
-    if request.num_samples > MAX_SAMPLES:
-        raise RepaintError(f"--num-samples: choose 1 to {MAX_SAMPLES} in the web app")
-    return model, request
+        raise RepaintError(
+            f"options.model: {model!r} is not available here; choose one of {models}"
+        )
+    fields = options.model_dump(exclude={"model"})
+    # the painted mask (white = fill) arrives as a keep-mask
+    return model, InpaintRequest(**fields, mask_mode="keep")
+
+
+class LimitBody:
+    """ASGI middleware: a request body over `limit` bytes is refused with 413 as soon as its
+    declared length or the bytes received so far say so, before it is spooled anywhere."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(scope, send)
+        received, refused = 0, False
+
+        async def counted():
+            nonlocal received, refused
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit and not refused:
+                refused = True  # answer now; whatever the app says after is dropped
+                await self._refuse(scope, send)
+                raise _TooLarge
+            return message
+
+        async def unless_refused(message) -> None:
+            if not refused:
+                await send(message)
+
+        with contextlib.suppress(_TooLarge):  # the 413 has been sent
+            await self.app(scope, counted, unless_refused)
+
+    async def _refuse(self, scope, send) -> None:
+        mb = self.limit / 2**20
+        response = JSONResponse(
+            {"detail": f"the upload is larger than the {mb:.2f} MB request limit"}, 413
+        )
+        await response(scope, None, send)
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def create_app(
@@ -197,36 +132,83 @@ def create_app(
     device: str = "auto",
     max_upload_mb: float = 10.0,
     default_preset: str = DEFAULT_PRESET,
+    max_evaluations: int = 100_000,
+    keep_s: float = 3600.0,
+    max_results_mb: float = 512.0,
+    max_queued: int = 16,
     load: Callable[[str], Any] | None = None,
 ):
     """The FastAPI app. `models` are the names offered (default: the locally available
-    registered models plus `model`); `load` builds an inpainter from a name."""
+    registered models plus `model`); `load` builds an inpainter from a name. A request may
+    cost at most `max_evaluations` model evaluations (schedule x samples, per window);
+    results are kept `keep_s` seconds and `max_results_mb` in all; at most `max_queued`
+    runs wait."""
     offered = models or list(
         dict.fromkeys([model, *(row["name"] for row in list_models() if row["downloaded"])])
     )
-    runner = Runner(load or (lambda name: load_inpainter(name, device=device)))
+    runner = Runner(
+        load or (lambda name: load_inpainter(name, device=device)),
+        keep_s=keep_s,
+        max_bytes=int(max_results_mb * 2**20),
+        max_queued=max_queued,
+    )
     limit = int(max_upload_mb * 2**20)
     app = FastAPI(title="repaint", docs_url=None, redoc_url=None)
+    app.add_middleware(LimitBody, limit=2 * limit + FORM_OVERHEAD)
+    app.state.runner = runner
 
     @app.exception_handler(RepaintError)
     async def user_error(request, error: RepaintError):
         return JSONResponse({"error": str(error)}, status_code=400)
 
-    def find(job_id: str) -> WebJob:
-        if job_id not in runner.jobs:
-            raise HTTPException(404, "no such job")
-        return runner.jobs[job_id]
+    @app.exception_handler(RequestValidationError)
+    async def bad_field(request, error: RequestValidationError):
+        return JSONResponse({"error": one_line(error, "request")}, status_code=400)
 
-    async def read_upload(upload: UploadFile, what: str) -> np.ndarray:
-        data = await upload.read(limit + 1)
+    def find(job_id: str) -> WebJob:
+        job = runner.find(job_id)
+        if job is not None:
+            return job
+        if runner.was_evicted(job_id):
+            raise HTTPException(
+                410, f"job {job_id} finished long ago and was evicted; run it again"
+            )
+        raise HTTPException(404, "no such job")
+
+    def decode(data: bytes, what: str) -> np.ndarray:
         if len(data) > limit:
             raise HTTPException(413, f"the {what} is larger than the {max_upload_mb:g} MB limit")
         if not data:
             raise HTTPException(400, f"the {what} is empty")
         try:
-            return load_rgb(Image.open(io.BytesIO(data)), what)
-        except (RepaintError, OSError, ValueError, Image.DecompressionBombError):
+            return load_rgb(open_image(data, name=f"the {what}"), what)
+        except RepaintError as error:
+            if "pixels" in str(error):
+                raise HTTPException(413, str(error)) from None
             raise HTTPException(400, f"the {what} is not a decodable image") from None
+
+    def prepare(options: str, image: bytes, painted: bytes) -> WebJob:
+        """Everything that may take time, in a worker thread: checks, counting, decoding."""
+        name, request = parse_options(options, offered, model)
+        cost = request.jump_schedule.reverse_steps * request.num_samples
+        if cost > max_evaluations:
+            raise RepaintError(
+                f"options: {cost:,} model evaluations per window, more than this server's "
+                f"limit of {max_evaluations:,}; choose a cheaper schedule or fewer samples"
+            )
+        rgb = decode(image, "image")
+        painted_rgb = decode(painted, "mask")
+        keep = load_mask(
+            Image.fromarray(painted_rgb),
+            mode="fill",
+            size=(rgb.shape[1], rgb.shape[0]),
+            name="mask",
+        )
+        if keep.all():
+            raise RepaintError("the mask is empty: paint the area to fill first")
+        job = WebJob(uuid.uuid4().hex[:12], rgb, keep, name, request)
+        job.total = request.jump_schedule.reverse_steps
+        return job
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
@@ -244,14 +226,13 @@ def create_app(
             "preset": default_preset,
             "max_upload_mb": max_upload_mb,
             "max_samples": MAX_SAMPLES,
+            "max_evaluations": max_evaluations,
         }
 
     @app.post("/api/evaluations")
-    def evaluations(params: dict[str, int]) -> dict[str, int]:
-        try:
-            return {"evaluations": JumpSchedule.from_params(params).reverse_steps}
-        except (TypeError, ValueError) as error:
-            raise RepaintError(f"schedule: {error}") from None
+    def evaluations(params: dict[str, Any]) -> dict[str, int]:
+        schedule = JumpSchedule.from_params(params)
+        return {"evaluations": schedule.counts(limit=max_evaluations)[0]}
 
     @app.post("/api/jobs")
     async def submit(
@@ -259,17 +240,13 @@ def create_app(
         mask: Annotated[UploadFile, File()],
         options: Annotated[str, Form()] = "{}",
     ) -> dict[str, Any]:
-        name, run_options = parse_options(options, offered, model)
-        rgb = await read_upload(image, "image")
-        painted = await read_upload(mask, "mask")
-        keep = load_mask(
-            Image.fromarray(painted), mode="fill", size=(rgb.shape[1], rgb.shape[0]), name="mask"
-        )
-        if keep.all():
-            raise RepaintError("the mask is empty: paint the area to fill first")
-        job = WebJob(uuid.uuid4().hex[:12], rgb, keep, name, run_options)
-        job.total = run_options.jump_schedule.reverse_steps
-        position = runner.submit(job)
+        image_bytes = await image.read(limit + 1)
+        mask_bytes = await mask.read(limit + 1)
+        job = await run_in_threadpool(prepare, options, image_bytes, mask_bytes)
+        try:
+            position = runner.submit(job)
+        except QueueFull as error:
+            raise HTTPException(503, str(error)) from None
         return {"id": job.id, "position": position}
 
     @app.get("/api/jobs/{job_id}")
