@@ -8,6 +8,7 @@ rejected with a reason, unknown keys reported as warnings.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,46 @@ EVAL_IGNORED = {
 OUTPUT_FOLDERS = ("srs", "lrs", "gts", "gt_keep_masks")
 
 
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
+    """The type (and least value) of every key a run reads, so a bad value is one line up
+    front rather than a traceback deep in the network or the data loader."""
+    positive = (lambda v: _whole(v) and v >= 1, "a whole number of at least 1")
+    heads = (lambda v: _whole(v) and (v >= 1 or v == -1), "a whole number of at least 1, or -1")
+    number = (lambda v: isinstance(v, int | float) and not isinstance(v, bool), "a number")
+    flag = (lambda v: isinstance(v, bool), "true or false")
+    text = (lambda v: isinstance(v, str), "text")
+    rules = {key: flag for key, value in DEFAULTS.items() if isinstance(value, bool)}
+    rules |= dict.fromkeys(
+        ("image_size", "num_channels", "num_res_blocks", "diffusion_steps"), positive
+    )
+    rules |= dict.fromkeys(("classifier_width", "classifier_depth"), positive)
+    rules |= dict.fromkeys(("num_heads", "num_head_channels", "num_heads_upsample"), heads)
+    rules |= dict.fromkeys(("dropout", "classifier_scale"), number)
+    rules |= dict.fromkeys(("model_path", "noise_schedule", "channel_mult"), text)
+    rules |= dict.fromkeys(
+        ("attention_resolutions", "classifier_attention_resolutions", "classifier_pool"), text
+    )
+    rules["classifier_path"] = (lambda v: v is None or isinstance(v, str), "a file path")
+    rules["timestep_respacing"] = (
+        lambda v: isinstance(v, str) or _whole(v),
+        "a step count like '250'",
+    )
+    rules["cond_y"] = (lambda v: v is None or _whole(v), "a class id (a whole number) or null")
+    return rules
+
+
+def check_types(path: Path, conf: Mapping[str, Any]) -> None:
+    """Refuse a key of the wrong type (keys absent from `conf` are not checked)."""
+    rules = _rules()
+    for key, value in conf.items():
+        if key in rules and not rules[key][0](value):
+            raise RepaintError(f"{path}: {key} must be {rules[key][1]}, got {value!r}")
+
+
 def load_reference_config(path: str | Path) -> dict[str, Any]:
     """Read and check a reference config; returns the mapping with defaults filled in."""
     path = Path(path)
@@ -115,6 +156,7 @@ def load_reference_config(path: str | Path) -> dict[str, Any]:
         warnings.warn(f"{path}: unknown key {key!r} ignored", RepaintWarning, stacklevel=2)
 
     conf = {**DEFAULTS, **{key: value for key, value in raw.items() if value is not None}}
+    check_types(path, conf)
     for key, (bad_value, reason) in REJECTED.items():
         if bool(conf[key]) == bad_value:
             raise RepaintError(f"{path}: {key}: {conf[key]!r} is not supported ({reason})")
@@ -164,8 +206,19 @@ def _check_eval(path: Path, data: Any) -> dict[str, Any]:
     for key in ("srs", "lrs", "gt_keep_masks"):
         if not paths.get(key):
             raise RepaintError(f"{path}: required key '{prefix}.paths.{key}' is missing")
-    for key in ("batch_size", "offset"):
+    for key in ("batch_size", "offset", "max_len"):
         value = entry[key]
+        if key == "max_len" and value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < (key == "batch_size"):
-            raise RepaintError(f"{path}: {prefix}.{key} must be a non-negative integer")
+            least = "at least 1" if key == "batch_size" else "0 or more"
+            raise RepaintError(f"{path}: {prefix}.{key} must be a whole number, {least}")
+    for key in ("gt_path", "mask_path"):
+        if not isinstance(entry[key], str):
+            raise RepaintError(f"{path}: {prefix}.{key} must be a folder path")
+    for key, value in paths.items():
+        if not isinstance(value, str):
+            raise RepaintError(f"{path}: {prefix}.paths.{key} must be a folder path")
+    if not isinstance(entry["drop_last"], bool):
+        raise RepaintError(f"{path}: {prefix}.drop_last must be true or false")
     return {name: entry}

@@ -132,8 +132,16 @@ def _resume(
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # a truncated or foreign file: say which
-        raise RepaintError(f"{path}: unreadable training checkpoint ({error}); delete it") from None
-    saved = state["config"]
+        raise RepaintError(
+            f"{path}: unreadable training checkpoint ({_first_line(error)}); delete it"
+        ) from None
+    expected = {"config", "model", "ema", "optimizer", "generator", "step"}
+    if not isinstance(state, dict) or not expected <= set(state):
+        raise RepaintError(
+            f"{path}: not a training state written by `repaint train`; delete it or use "
+            "another --out"
+        )
+    saved = state["config"] if isinstance(state["config"], dict) else {}
     different = [
         f"{field.name} ({saved.get(field.name)!r} there, {getattr(config, field.name)!r} now)"
         for field in fields(config)
@@ -144,12 +152,24 @@ def _resume(
             f"{path.parent} holds a run with other settings: {', '.join(different)}; "
             "use the same options or another --out"
         )
-    model.load_state_dict(state["model"])
-    ema.load_state_dict(state["ema"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
+    try:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+    except (RuntimeError, ValueError, TypeError, KeyError) as error:
+        raise RepaintError(
+            f"{path}: a damaged training state ({_first_line(error)}); delete it"
+        ) from None
     log(f"resuming from step {state['step']} ({path})")
     return int(state["step"])
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    if "Weights only load failed" in text:  # torch's advice to unpickle it is not ours
+        return "it holds objects that only an unsafe load would run"
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _save_state(

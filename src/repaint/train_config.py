@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from repaint.errors import RepaintError
+
 
 @dataclass
 class TrainConfig:
@@ -50,3 +52,54 @@ class TrainConfig:
             "noise_schedule": self.noise_schedule,
             "predict_xstart": False,
         }
+
+    def check(self) -> None:
+        """Refuse settings that cannot train, naming the flag, before any data is read."""
+
+        def refuse(name: str, wanted: str) -> RepaintError:
+            flag = "--" + name.replace("_", "-")
+            return RepaintError(f"{flag}: must be {wanted}, got {getattr(self, name)!r}")
+
+        for name in ("steps", "batch_size", "save_every", "num_res_blocks", "num_heads"):
+            if getattr(self, name) < 1:
+                raise refuse(name, "at least 1")
+        if self.batch_size > MAX_BATCH:
+            raise refuse("batch_size", f"at most {MAX_BATCH}")
+        if self.sample_every < 0 or self.seed < 0:
+            raise refuse("sample_every" if self.sample_every < 0 else "seed", "0 or more")
+        if self.num_channels < GROUPS or self.num_channels % GROUPS:
+            raise refuse("num_channels", f"a multiple of {GROUPS} (GroupNorm's groups)")
+        mults = _numbers(self.channel_mult)
+        if not mults:
+            raise refuse("channel_mult", "comma-separated whole numbers of at least 1, e.g. 1,2,2")
+        step = 2 ** (len(mults) - 1)
+        if self.image_size < 8 or self.image_size % step:
+            raise refuse(
+                "image_size", f"at least 8 and a multiple of {step} for {len(mults)} levels"
+            )
+        if _numbers(self.attention_resolutions) is None:
+            raise refuse("attention_resolutions", "comma-separated whole numbers, e.g. 16,8")
+        if any(self.num_channels * mult % self.num_heads for mult in mults):
+            raise refuse("num_heads", "a divisor of every level's width")
+        if not 0 <= self.dropout < 1:
+            raise refuse("dropout", "in [0, 1)")
+        if self.diffusion_steps < 2:
+            raise refuse("diffusion_steps", "at least 2")
+        if self.noise_schedule not in ("linear", "cosine"):
+            raise refuse("noise_schedule", "linear or cosine")
+        if not self.lr > 0:
+            raise refuse("lr", "more than 0")
+        if not 0 <= self.ema_rate < 1:
+            raise refuse("ema_rate", "in [0, 1)")
+
+
+MAX_BATCH = 4096
+GROUPS = 32
+
+
+def _numbers(text: str) -> list[int] | None:
+    """'1,2,2' -> [1, 2, 2]; None unless every part is a whole number of at least 1."""
+    parts = [part.strip() for part in str(text).split(",") if part.strip()]
+    if not all(part.isdigit() and int(part) >= 1 for part in parts):
+        return None
+    return [int(part) for part in parts]

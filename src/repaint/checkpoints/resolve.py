@@ -20,7 +20,7 @@ from repaint.checkpoints.registry import (
     unknown_model_message,
 )
 from repaint.checkpoints.store import checkpoint_path, file_sha256, format_size, verify
-from repaint.config import CLASSIFIER_DEFAULTS, DIFFUSION_DEFAULTS, MODEL_DEFAULTS
+from repaint.config import CLASSIFIER_DEFAULTS, DIFFUSION_DEFAULTS, MODEL_DEFAULTS, check_types
 from repaint.errors import RepaintError
 from repaint.io import read_yaml
 
@@ -161,7 +161,9 @@ def _model_config(conf_path: Path, raw: Mapping[str, Any]) -> dict[str, Any]:
     missing = [key for key in NETWORK_REQUIRED if raw.get(key) is None]
     if missing:
         raise RepaintError(f"{conf_path}: required model key {missing[0]!r} is missing")
-    return _with_defaults({key: raw[key] for key in MODEL_KEYS if raw.get(key) is not None})
+    config = _with_defaults({key: raw[key] for key in MODEL_KEYS if raw.get(key) is not None})
+    check_types(conf_path, config)
+    return config
 
 
 def _yaml_classifier(

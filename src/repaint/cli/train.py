@@ -8,7 +8,6 @@ from dataclasses import fields
 from pathlib import Path
 
 from repaint.cli.common import add_device_argument, required
-from repaint.errors import RepaintError
 from repaint.train_config import TrainConfig
 
 HELP = {
@@ -61,8 +60,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    if config.steps < 1 or config.batch_size < 1 or config.save_every < 1:
-        raise RepaintError("--steps, --batch-size and --save-every must be at least 1")
+    config.check()
 
     from repaint.device import resolve_device
     from repaint.train import train
