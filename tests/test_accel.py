@@ -89,14 +89,14 @@ def test_bf16_stays_within_the_documented_tolerance(plain, how):
 
 
 def test_the_loop_reads_no_values_back_per_step():
-    """One read after the loop (the NaN check), however many steps: none inside it."""
+    """The NaN check reads one value every 25 model evaluations and once at the end,
+    however many steps: never one per step."""
     prior = load()
-    counts = []
     for schedule in (SHORT, {"t_T": 12, "jump_length": 3, "jump_n_sample": 3}):
+        evaluations = JumpSchedule.from_params(schedule).reverse_steps
         with ValueReads() as counter:
             sample(prior, schedule)
-        counts.append(counter.calls)
-    assert counts[0] == counts[1] == ["__int__"]
+        assert counter.calls == ["__int__"] * (1 + (evaluations - 1) // 25), evaluations
 
 
 def test_speed_benchmark_reports_every_case(tmp_path, capsys):

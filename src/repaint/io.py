@@ -100,8 +100,8 @@ def open_image(path: str | Path | bytes, *, upright: bool = True, name: str = ""
                 return (ImageOps.exif_transpose(image) or image) if upright else image.copy()
     except Image.DecompressionBombError:
         raise RepaintError(
-            f"{label}: more pixels than Pillow decodes ({2 * DEFAULT_MAX_PIXELS:,}); "
-            "shrink the image"
+            f"{label}: its header claims more than {2 * DEFAULT_MAX_PIXELS:,} pixels, more "
+            "than Pillow decodes (a decompression bomb?); shrink the image"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__

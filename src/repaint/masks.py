@@ -136,9 +136,9 @@ def _whiteness(array: np.ndarray, label: str) -> np.ndarray:
     elif array.dtype.type is np.uint16:
         values = array.astype(np.float32) / 65535
     elif np.issubdtype(array.dtype, np.floating):
-        values = array.astype(np.float32)
-        if not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
+        if not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
             raise RepaintError(f"{label}: float mask values must lie in [0, 1]")
+        values = array.astype(np.float32)
     else:
         raise RepaintError(
             f"{label}: mask dtype {array.dtype} is not supported (use bool, uint8, uint16 "

@@ -23,6 +23,7 @@ from repaint.presets import DEFAULT_PRESET, get_preset
 from repaint.schedule import JumpSchedule
 
 MAX_SEED = 2**63 - 1
+MAX_SAMPLES = 10_000  # per image: beyond this a typo, not a plan
 
 
 def flag(name: str) -> str:
@@ -58,7 +59,7 @@ class InpaintRequest:
         preset = get_preset(self.preset)
         self._set("schedule", self._overrides(preset.schedule))
         self._set("eta", _eta(preset.eta if self.eta is None else self.eta))
-        _integer("num_samples", self.num_samples, 1)
+        _integer("num_samples", self.num_samples, 1, MAX_SAMPLES)
         if self.seed is not None:
             _integer("seed", self.seed, 0, MAX_SEED)
         _choice("mask_mode", self.mask_mode, MASK_MODES)
@@ -85,7 +86,7 @@ class InpaintRequest:
             if not isinstance(getattr(self, name), bool):
                 raise RepaintError(f"{flag(name)}: expected true or false")
         if self.batch_size is not None:
-            _integer("batch_size", self.batch_size, 1)
+            _integer("batch_size", self.batch_size, 1, MAX_SAMPLES)
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -152,6 +153,11 @@ class InpaintRequest:
             raise RepaintError(
                 f"unknown inpainting option {unknown[0]!r}; "
                 f"known options: {', '.join(sorted(known))}"
+            )
+        if request is not None and not isinstance(request, InpaintRequest):
+            raise RepaintError(
+                f"request: expected an InpaintRequest, got {type(request).__name__}; pass "
+                "options as keywords instead"
             )
         if request is None:
             return cls(**options)
