@@ -542,3 +542,48 @@ def test_api(case, digits_model):
         call(lambda *a, **k: digits_model(*a, **{"schedule": {"t_T": 4}, **k}))
     message = str(caught.value)
     assert words in message and "\n" not in message, message
+
+
+# ---- the smaller ones --------------------------------------------------------------------------
+
+
+def test_a_full_disk_leaves_neither_the_png_nor_its_sidecar(world, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import repaint.jobs
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "a.json"))
+
+    monkeypatch.setattr(repaint.jobs.json, "dump", no_space)
+    out = tmp_path / "out"
+    code = main(["inpaint", *good(world), *tiny(world), "--out", str(out), *SHORT])
+    err = capsys.readouterr().err  # the cost lines came first: the failure is mid-run
+    errors = [line for line in err.splitlines() if line.startswith("repaint: error:")]
+    assert code == 2 and len(errors) == 1 and "a.json" in errors[0] and "Traceback" not in err
+    assert not list(out.iterdir())  # no PNG without its sidecar, no temporary file
+
+
+def test_a_folder_takes_webp_and_names_what_it_skips(world, tmp_path, capsys):
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.open(world / "images" / "a.png").save(images / "w.webp", lossless=True)
+    (images / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    mask = str(world / "masks" / "a.png")
+    code = main(["inpaint", str(images), "--mask", mask, *tiny(world), "--out", str(out), *SHORT])
+    err = capsys.readouterr().err
+    assert code == 0 and (out / "w.png").is_file()
+    assert "skipped 1 file(s) that are not images: notes.txt" in err
+
+
+def test_nan_stops_the_run_early(tiny_model, tmp_path):
+    state = torch.load(tiny_model, weights_only=True)
+    state["out.2.bias"] = torch.full_like(state["out.2.bias"], float("nan"))
+    torch.save(state, tmp_path / "broken.pt")
+    shutil.copy(tiny_model.with_suffix(".yml"), tmp_path / "broken.yml")
+    broken = repaint.load_inpainter(tmp_path / "broken.pt", device="cpu")
+    steps = []
+    with pytest.raises(RepaintError, match="model evaluation 1 of 210"):
+        broken(digit, keep, seed=0, callback=lambda event: steps.append(event.step.index))
+    assert len(steps) == 25  # stopped at the first check, not after all 210
