@@ -253,3 +253,14 @@ def test_a_full_queue_and_an_expensive_request_are_refused():
     with TestClient(app) as c:
         costly = submit(c, image, painted, schedule=None, preset="paper")
         assert costly.status_code == 400 and "limit of 1,000" in costly.json()["error"]
+
+
+def test_shutdown_cancels_the_run_and_stops_the_worker():
+    """A worker thread left inside the network when the process exits aborts it."""
+    image, painted = inputs()
+    app = create_app(model="digits", models=["digits"], device="cpu")
+    with TestClient(app) as c:
+        long = submit(c, image, painted, schedule=None, preset="paper").json()
+        wait(c, long["id"], states=("running",))
+    runner = app.state.runner
+    assert not runner.thread.is_alive() and runner.jobs[long["id"]].state == "cancelled"

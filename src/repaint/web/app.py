@@ -153,7 +153,13 @@ def create_app(
         max_queued=max_queued,
     )
     limit = int(max_upload_mb * 2**20)
-    app = FastAPI(title="repaint", docs_url=None, redoc_url=None)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await run_in_threadpool(runner.close)  # the worker stops before the process ends
+
+    app = FastAPI(title="repaint", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.add_middleware(LimitBody, limit=2 * limit + FORM_OVERHEAD)
     app.state.runner = runner
 

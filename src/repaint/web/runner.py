@@ -100,10 +100,20 @@ class Runner:
         self.jobs: OrderedDict[str, WebJob] = OrderedDict()  # in submission order
         self.evicted: OrderedDict[str, None] = OrderedDict()
         self.waiting: list[str] = []
-        self.queue: queue.Queue[str] = queue.Queue()
+        self.queue: queue.Queue[str | None] = queue.Queue()  # None: stop
         self.lock = threading.Lock()
         self.models: dict[str, Any] = {}
-        threading.Thread(target=self._work, daemon=True, name="repaint-runner").start()
+        self.thread = threading.Thread(target=self._work, daemon=True, name="repaint-runner")
+        self.thread.start()
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Cancel every job and stop the worker (within a step), so no thread is left inside
+        the network when the process exits."""
+        with self.lock:
+            for job in self.jobs.values():
+                job.cancel.set()
+        self.queue.put(None)
+        self.thread.join(timeout)
 
     def submit(self, job: WebJob) -> int:
         self.collect()
@@ -156,8 +166,8 @@ class Runner:
             self.evicted.popitem(last=False)
 
     def _work(self) -> None:
-        while True:
-            job = self.jobs[self.queue.get()]
+        while (job_id := self.queue.get()) is not None:
+            job = self.jobs[job_id]
             with self.lock:
                 self.waiting.remove(job.id)
             if job.cancel.is_set():
