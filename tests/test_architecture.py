@@ -285,3 +285,21 @@ def test_main_restores_the_warning_hook(capsys):
     assert main(["schedule", "--t-T", "0"]) == 2  # the error path restores it too
     assert warnings.showwarning is before
     assert "t_T" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--t-T", "1000000000"], "more than 1,000,000"),
+        (["--num-samples", "0"], "--num-samples"),
+        (["--eta", "2"], "--eta"),
+    ],
+)
+def test_a_bad_request_is_refused_before_torch_is_imported(flags, words):
+    """The request is checked from the flags alone, so a hopeless run answers at once."""
+    argv = ["inpaint", "photo.png", "--mask", "mask.png", "--out", "out", *flags]
+    probe = f"import sys\nfrom repaint.cli import main\ncode = main({argv!r})\n"
+    probe += "print()\nprint(code, 'torch' in sys.modules)"
+    result = run_python(probe)
+    assert result.stdout.splitlines()[-1] == "2 False", result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr

@@ -144,6 +144,11 @@ def request_from_args(args: argparse.Namespace) -> InpaintRequest:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.from_sidecar:  # refuse bad flags before torch is even imported
+        if not args.image or not args.mask:
+            raise RepaintError("inpaint needs IMAGE and --mask (or --from-sidecar FILE.json)")
+        request_from_args(args)
+
     from repaint.distributed import Context
     from repaint.io import check_output_folder
     from repaint.jobs import Job, check_inputs, pair_inputs
@@ -156,8 +161,6 @@ def run(args: argparse.Namespace) -> int:
         model = (sidecar.model["model"], sidecar.model.get("model_config"))
         device, expected_sha = sidecar.device or args.device, sidecar.model.get("sha256")
     else:
-        if not args.image or not args.mask:
-            raise RepaintError("inpaint needs IMAGE and --mask (or --from-sidecar FILE.json)")
         request, only_sample = request_from_args(args), None
         jobs = pair_inputs(args.image, args.mask)
         model, device, expected_sha = (args.model, args.model_config), args.device, None
