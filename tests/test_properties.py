@@ -28,6 +28,7 @@ params = st.fixed_dictionaries(
         "jump3_length": small,
         "jump3_n_sample": st.integers(min_value=1, max_value=3),
         "start_resampling": st.one_of(st.just(NEVER), st.integers(min_value=0, max_value=80)),
+        "stop_resampling": st.one_of(st.just(0), st.integers(min_value=0, max_value=80)),
     }
 )
 

@@ -50,3 +50,19 @@ def test_summary_states_the_cost():
     text = JumpSchedule(t_T=50, jump_length=5, jump_n_sample=3).summary()
     assert text.startswith("140 model evaluations")
     assert "jump back 5 levels" in text
+
+
+def test_early_and_late_resampling_stay_on_their_side_at_equal_cost():
+    """start_resampling (the reference's) keeps every jump at or below it; stop_resampling
+    keeps every jump at or above it; mirrored thresholds cost the same."""
+    base = {"t_T": 50, "jump_length": 5, "jump_n_sample": 3}
+    late = JumpSchedule(**base, start_resampling=24)
+    early = JumpSchedule(**base, stop_resampling=25)
+    late_up = [a for a, b in late.pairs() if b > a]
+    early_up = [a for a, b in early.pairs() if b > a]
+    assert late_up and max(late_up) <= 24 and early_up and min(early_up) >= 25
+    plain = JumpSchedule(**base)
+    assert late.reverse_steps == early.reverse_steps < plain.reverse_steps
+    assert late.counts() == early.counts()
+    assert JumpSchedule(**base, stop_resampling=0).times() == plain.times()
+    assert "resampling only at t >= 25" in early.summary()

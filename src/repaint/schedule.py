@@ -25,7 +25,8 @@ class JumpSchedule:
     `jump_length` forward steps are taken every `jump_length` reverse steps, and each such
     segment is denoised `jump_n_sample` times in all. `jump2_*` and `jump3_*` nest shorter
     jumps inside each segment; `n_sample` repeats every single reverse step; resampling only
-    happens at levels `t <= start_resampling`.
+    happens at levels `t <= start_resampling` (the reference's late-only resampling) and
+    `t >= stop_resampling` (ours: early-only resampling; 0, the default, changes nothing).
     """
 
     t_T: int = 250
@@ -37,6 +38,7 @@ class JumpSchedule:
     jump3_length: int = 1
     jump3_n_sample: int = 1
     start_resampling: int = NEVER
+    stop_resampling: int = 0
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -45,7 +47,7 @@ class JumpSchedule:
                 raise RepaintError(
                     f"schedule_jump_params.{field.name}: expected an integer, got {value!r}"
                 )
-            minimum = 0 if field.name == "start_resampling" else 1
+            minimum = 0 if field.name.endswith("_resampling") else 1
             if value < minimum:
                 raise RepaintError(
                     f"schedule_jump_params.{field.name}: must be >= {minimum}, got {value}"
@@ -72,7 +74,7 @@ class JumpSchedule:
         """The time list, exactly as the reference's `get_schedule_jump` yields it (after
         `counts` has refused a schedule too long to build)."""
         self.counts()
-        t_T, start = self.t_T, self.start_resampling
+        t_T, start, stop = self.t_T, self.start_resampling, self.stop_resampling
         # Outermost first; a jump at one level re-arms every level nested inside it.
         levels = [
             (self.jump_length, self.jump_n_sample),
@@ -94,12 +96,12 @@ class JumpSchedule:
         while t >= 1:
             t -= 1
             times.append(t)
-            if t + 1 < t_T - 1 and t <= start:
+            if t + 1 < t_T - 1 and stop <= t <= start:
                 for _ in range(self.n_sample - 1):
                     times += [t + 1, t]
             for depth in reversed(range(len(levels))):
                 length = levels[depth][0]
-                if left(depth, t) > 0 and t <= start - length:
+                if left(depth, t) > 0 and stop <= t <= start - length:
                     used[depth][t] = used[depth].get(t, 0) + 1
                     times += range(t + 1, t + length + 1)
                     t += length
@@ -126,6 +128,7 @@ class JumpSchedule:
         if self.t_T > limit:
             self._too_costly(limit)
         t_T, start, repeats = self.t_T, self.start_resampling, self.n_sample - 1
+        stop = self.stop_resampling
         levels = [
             (self.jump_length, self.jump_n_sample),
             (self.jump2_length, self.jump2_n_sample),
@@ -139,20 +142,22 @@ class JumpSchedule:
             target = 0
             for length, n_sample in levels:
                 top = min(t - 1, t_T - length - 1, start - length)
-                if n_sample > 1 and top >= 0:
+                if n_sample > 1 and top >= 0 and top - top % length >= stop:
                     target = max(target, top - top % length)
             reverse += t - target
             last_repeat = min(t - 1, start, t_T - 3)  # levels where n_sample repeats a step
-            if repeats and last_repeat >= target:
-                reverse += repeats * (last_repeat - target + 1)
-                forward += repeats * (last_repeat - target + 1)
+            first_repeat = max(target, stop)
+            if repeats and last_repeat >= first_repeat:
+                reverse += repeats * (last_repeat - first_repeat + 1)
+                forward += repeats * (last_repeat - first_repeat + 1)
             if reverse > limit:
                 self._too_costly(limit)
             t = target
             for depth in reversed(range(len(levels))):
                 length, n_sample = levels[depth]
                 due = n_sample > 1 and t % length == 0 and 0 <= t < t_T - length
-                if due and used[depth].get(t, 0) < n_sample - 1 and t <= start - length:
+                due = due and stop <= t <= start - length
+                if due and used[depth].get(t, 0) < n_sample - 1:
                     used[depth][t] = used[depth].get(t, 0) + 1
                     forward += length
                     t += length
@@ -203,6 +208,8 @@ class JumpSchedule:
             lines.append(f"every step repeated {self.n_sample} times (n_sample)")
         if self.start_resampling < NEVER:
             lines.append(f"resampling only at t <= {self.start_resampling}")
+        if self.stop_resampling > 0:
+            lines.append(f"resampling only at t >= {self.stop_resampling}")
         if reverse == self.t_T:
             lines.append("no resampling: plain ancestral sampling with known-region injection")
         return "\n".join(lines)

@@ -17,7 +17,8 @@ SCHEDULE_HELP = {
     "jump2_n_sample": "nested jump count (level 2)",
     "jump3_length": "nested jump length (level 3)",
     "jump3_n_sample": "nested jump count (level 3)",
-    "start_resampling": "resample only at levels t <= this (default: everywhere)",
+    "start_resampling": "resample only at levels t <= this: late-only (default: everywhere)",
+    "stop_resampling": "resample only at levels t >= this: early-only (default: 0, everywhere)",
 }
 
 
