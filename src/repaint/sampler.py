@@ -52,6 +52,22 @@ class SamplingError(RepaintError):
     """The sample stopped being finite (NaN or inf), usually from a broken checkpoint."""
 
 
+@dataclass
+class SamplerState:
+    """Where a run stands: hand it to `repaint(state=...)` to go on exactly as if it had not
+    stopped (the generators' states are part of it)."""
+
+    x: Tensor  # the sample at level times[position]
+    position: int  # transitions done
+    evaluations: int  # model evaluations done
+    times: list[int]  # the whole time list
+    generator_states: list[Tensor]  # torch.Generator.get_state() of each generator
+
+    @property
+    def level(self) -> int:
+        return self.times[self.position]
+
+
 def repaint(
     denoiser: Denoiser,
     diffusion: GaussianDiffusion,
@@ -67,6 +83,7 @@ def repaint(
     raw: bool = False,
     callback: Callable[[Step], None] | None = None,
     check_every: int = 25,
+    state: SamplerState | None = None,
 ) -> Tensor:
     """Inpaint `image` where `keep_mask` is 0 and return the sample, in [-1, 1].
 
@@ -79,61 +96,121 @@ def repaint(
     (0: deterministic, 1: the posterior variance), which stay accurate on short schedules.
     The noise is drawn in the same order either way. Every `check_every` model evaluations
     (one host read, so no sync per step on a GPU) a sample that became NaN/inf stops the run
-    with the step named.
+    with the step named. `state` (from `repaint_until`) resumes a stopped run: the result
+    equals the uninterrupted run's bit for bit.
     """
-    if eta is not None and not 0 <= eta <= 1:
-        raise RepaintError(f"eta must be in [0, 1] (0: deterministic DDIM), got {eta}")
-    times = schedule.times() if isinstance(schedule, JumpSchedule) else list(schedule)
-    if max(times) >= diffusion.num_timesteps:
-        raise RepaintError(
-            f"the schedule reaches level {max(times)} but the diffusion has only "
-            f"{diffusion.num_timesteps} steps: respace it to at least t_T={max(times) + 1}"
-        )
-    device = image.device
-    tables = diffusion.tables(device)
-    keep_mask = keep_mask.to(device=device, dtype=image.dtype)
-    transitions = list(itertools.pairwise(times))
-    total = sum(1 for t, t_next in transitions if t_next < t)
-
-    randn = _noise_source(generator, image.shape, device)
-
-    x = randn()
-    pred_x0 = x
-    first_bad_step = torch.full((), -1, device=device)
-    index = 0
-    with torch.no_grad():
-        for t, t_next in transitions:
-            if t_next > t:
-                x = q_step(tables, x, t_next, randn())
-                continue
-            posterior_noise = randn()
-            if index > 0:  # as in the reference, the very first step starts from pure noise
-                known = q_sample(tables, image, t, randn())
-                x = keep_mask * known + (1 - keep_mask) * x
-            x, pred_x0 = _reverse_step(
-                denoiser,
-                diffusion,
-                tables,
-                x,
-                t,
-                posterior_noise,
-                labels,
-                guidance,
-                eta,
-                clip_denoised,
-            )
-            bad = ~torch.isfinite(x).all()
-            first_bad_step = torch.where(bad & (first_bad_step < 0), index, first_bad_step)
-            if callback is not None:
-                callback(Step(index=index, total=total, t=t, x=x, pred_x0=pred_x0))
-            index += 1
-            if index % check_every == 0 and index < total:
-                _check_finite(first_bad_step, transitions, total)
-
-    _check_finite(first_bad_step, transitions, total)
+    run = _Run(denoiser, diffusion, image, keep_mask, schedule, generator, state)
+    x = run.loop(labels, guidance, eta, clip_denoised, callback, check_every, until=None)
     if raw:
         return x
-    return torch.where(keep_mask.expand_as(x) > 0.5, image, x)
+    return torch.where(run.keep_mask.expand_as(x) > 0.5, image, x)
+
+
+def repaint_until(
+    denoiser: Denoiser,
+    diffusion: GaussianDiffusion,
+    image: Tensor,
+    keep_mask: Tensor,
+    schedule: JumpSchedule | Sequence[int],
+    *,
+    level: int,
+    generator: torch.Generator | Sequence[torch.Generator],
+    labels: Tensor | None = None,
+    guidance: Guidance | None = None,
+    eta: float | None = None,
+    clip_denoised: bool = True,
+    callback: Callable[[Step], None] | None = None,
+    check_every: int = 25,
+    state: SamplerState | None = None,
+) -> SamplerState:
+    """Run `repaint` until the schedule first comes down to `level`, and hand back the
+    state there (several continuations can start from it; see `repaint(state=...)`)."""
+    run = _Run(denoiser, diffusion, image, keep_mask, schedule, generator, state)
+    x = run.loop(labels, guidance, eta, clip_denoised, callback, check_every, until=level)
+    return SamplerState(
+        x=x,
+        position=run.position,
+        evaluations=run.index,
+        times=run.times,
+        generator_states=[g.get_state() for g in run.generators],
+    )
+
+
+class _Run:
+    """The loop's set-up and its position, shared by `repaint` and `repaint_until`."""
+
+    def __init__(self, denoiser, diffusion, image, keep_mask, schedule, generator, state):
+        times = schedule.times() if isinstance(schedule, JumpSchedule) else list(schedule)
+        if max(times) >= diffusion.num_timesteps:
+            raise RepaintError(
+                f"the schedule reaches level {max(times)} but the diffusion has only "
+                f"{diffusion.num_timesteps} steps: respace it to at least t_T={max(times) + 1}"
+            )
+        self.denoiser, self.diffusion, self.image, self.times = denoiser, diffusion, image, times
+        self.tables = diffusion.tables(image.device)
+        self.keep_mask = keep_mask.to(device=image.device, dtype=image.dtype)
+        self.transitions = list(itertools.pairwise(times))
+        self.total = sum(1 for t, t_next in self.transitions if t_next < t)
+        self.generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
+        self.randn = _noise_source(generator, image.shape, image.device)
+        self.position, self.index, self.state = 0, 0, state
+        if state is not None:
+            if state.times != times or len(state.generator_states) != len(self.generators):
+                raise RepaintError(
+                    "the sampler state belongs to another schedule or batch; resume it with "
+                    "the schedule and generators it was made with"
+                )
+            for g, saved in zip(self.generators, state.generator_states, strict=True):
+                g.set_state(saved)
+            self.position, self.index = state.position, state.evaluations
+
+    def loop(self, labels, guidance, eta, clip_denoised, callback, check_every, until):
+        if eta is not None and not 0 <= eta <= 1:
+            raise RepaintError(f"eta must be in [0, 1] (0: deterministic DDIM), got {eta}")
+        tables, image, keep_mask, total = self.tables, self.image, self.keep_mask, self.total
+        x = self.randn() if self.state is None else self.state.x.to(image.device).clone()
+        first_bad_step = torch.full((), -1, device=image.device)
+        start = self.position
+        with torch.no_grad():
+            for t, t_next in self.transitions[self.position :]:
+                # a resumed run goes on past the level it was stopped at
+                if t == until and (self.position > start or self.state is None):
+                    break
+                self.position += 1
+                if t_next > t:
+                    x = q_step(tables, x, t_next, self.randn())
+                    continue
+                posterior_noise = self.randn()
+                if self.index > 0:  # as in the reference, the first step starts from noise
+                    known = q_sample(tables, image, t, self.randn())
+                    x = keep_mask * known + (1 - keep_mask) * x
+                x, pred_x0 = _reverse_step(
+                    self.denoiser,
+                    self.diffusion,
+                    tables,
+                    x,
+                    t,
+                    posterior_noise,
+                    labels,
+                    guidance,
+                    eta,
+                    clip_denoised,
+                )
+                bad = ~torch.isfinite(x).all()
+                first_bad_step = torch.where(bad & (first_bad_step < 0), self.index, first_bad_step)
+                if callback is not None:
+                    callback(Step(index=self.index, total=total, t=t, x=x, pred_x0=pred_x0))
+                self.index += 1
+                if self.index % check_every == 0 and self.index < total:
+                    _check_finite(first_bad_step, self.transitions, total)
+            else:
+                if until is not None:
+                    raise RepaintError(
+                        f"level {until} is not reached on the way down of this schedule "
+                        f"(t_T={self.times[0] + 1}); choose a level in [0, {self.times[0]}]"
+                    )
+        _check_finite(first_bad_step, self.transitions, total)
+        return x
 
 
 def _check_finite(first_bad_step: Tensor, transitions: list[tuple[int, int]], total: int) -> None:
