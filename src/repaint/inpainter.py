@@ -53,15 +53,17 @@ class Plan:
     evaluations_each: int  # the schedule's model evaluations for one window of one sample
     batches: int
     seconds_per_call: float | None = None  # one timed network call at the batch's shape
+    shared_evaluations: int = 0  # branched samples: the part they share, once per window
+    shared_batches: int = 0
 
     @property
     def model_evaluations(self) -> int:
-        """Windows x samples x schedule: what the sidecar records."""
-        return self.windows * self.samples * self.evaluations_each
+        """Windows x (shared part + samples x schedule): what the sidecar records."""
+        return self.windows * (self.shared_evaluations + self.samples * self.evaluations_each)
 
     @property
     def network_calls(self) -> int:
-        return self.evaluations_each * self.batches
+        return self.evaluations_each * self.batches + self.shared_evaluations * self.shared_batches
 
     @property
     def seconds(self) -> float | None:
@@ -69,9 +71,13 @@ class Plan:
 
     def describe(self) -> str:
         windows = f"{self.windows} window(s) x " if self.windows > 1 else ""
+        each = f"{self.samples} sample(s) x {self.evaluations_each}"
+        if self.shared_evaluations:
+            each = f"({self.shared_evaluations} shared + {self.samples} branch(es) x "
+            each += f"{self.evaluations_each})"
+        batches = self.batches + self.shared_batches
         cost = (
-            f"{windows}{self.samples} sample(s) x {self.evaluations_each} = "
-            f"{self.model_evaluations:,} model evaluations in {self.batches} batch(es)"
+            f"{windows}{each} = {self.model_evaluations:,} model evaluations in {batches} batch(es)"
         )
         if self.seconds is not None:
             cost += f", about {_duration(self.seconds)} on this device"
@@ -113,6 +119,7 @@ class Inpainter(ABC):
     text_conditioned = False
     uses_labels = False  # class-conditional, or guided by a classifier
     fits: tuple[str, ...] = ("auto", "region", "pad", "resize", "crop")
+    branches = False  # can samples share the start of a run (--branch-at)
     loaded_as: dict[str, Any] = {"dtype": "fp32", "compile": False, "channels_last": False}  # noqa: RUF012
     """The request fields fixed when the model was loaded (set by `load_inpainter`)."""
 
@@ -178,6 +185,8 @@ class Inpainter(ABC):
                 f"--class: model {self.name} is neither class-conditional nor guided by a "
                 "classifier; drop --class or use --model imagenet256"
             )
+        if request.branch_at is not None and not self.branches:
+            raise RepaintError(f"--branch-at: model {self.name} does not branch its runs yet")
         if request.fit not in self.fits:
             raise RepaintError(
                 f"--fit {request.fit}: model {self.name} inpaints the image at its own size; "

@@ -30,6 +30,7 @@ from repaint.masks import load_mask
 from repaint.outputs import comparison_grid, save_animation
 from repaint.pixel import centre_crop
 from repaint.request import InpaintRequest
+from repaint.sampler import branch_costs
 from repaint.schedule import JumpSchedule
 from repaint.sidecar import make_sidecar
 
@@ -155,10 +156,13 @@ def run_jobs(
     show = sys.stderr.isatty() if progress is None else progress
     summary = RunSummary(seed=request.seed)
     started = time.perf_counter()
+    shared, each = branch_costs(schedule, request.branch_jump_schedule, request.branch_at)
+    cost = f"{each} model evaluations per window and sample"
+    if request.branch_at is not None:
+        cost = f"{shared} shared down to level {request.branch_at}, then {each} per branch"
     log(
-        f"{len(jobs)} image(s) x {request.num_samples} sample(s), {schedule.reverse_steps} "
-        f"model evaluations per window and sample ({_schedule_name(request)}), seed "
-        f"{request.seed}, model {inpainter.name}"
+        f"{len(jobs)} image(s) x {request.num_samples} sample(s), {cost} "
+        f"({_schedule_name(request)}), seed {request.seed}, model {inpainter.name}"
     )
     with tqdm(
         total=per_image * len(jobs), unit="eval", disable=not show, dynamic_ncols=True

@@ -10,10 +10,12 @@ give one by one, and any output can be reproduced from its sidecar.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +30,15 @@ from repaint.masks import grow_fill
 from repaint.prior import Prior, draw_labels
 from repaint.regions import choose_fit, extract, feather, paste, plan_windows
 from repaint.request import InpaintRequest
-from repaint.sampler import Step, repaint
+from repaint.sampler import (
+    SamplerState,
+    Step,
+    branch_costs,
+    continue_with,
+    repaint,
+    repaint_until,
+)
+from repaint.schedule import JumpSchedule
 
 BATCH_PIXELS = 8 * 256 * 256
 """The default memory budget of one batch, in model pixels: 8 items of a 256 px UNet
@@ -46,15 +56,19 @@ class Domain:
 
 @dataclass(frozen=True)
 class _Item:
-    sample: int
+    sample: int  # -1: the shared part of branched samples
     window: int
     image: Tensor
     keep: Tensor
     seed: int
+    x: Tensor | None = None  # a branch starts from the shared run's sample
+    label: Tensor | None = None  # and keeps its class label
 
 
 class PixelInpainter(Inpainter):
     """A pixel-space prior of one square size, ready to inpaint images of any size."""
+
+    branches = True
 
     def __init__(
         self,
@@ -104,7 +118,7 @@ class PixelInpainter(Inpainter):
         on_plan: Callable[[Plan], None] | None,
         record_every: int,
     ) -> InpaintResult:
-        schedule, size = request.jump_schedule, self.image_size
+        size = self.image_size
         keep = grow_fill(keep, request.grow)
         fit = choose_fit(request.fit, *rgb.shape[:2], size)
         if fit == "crop":
@@ -112,80 +126,137 @@ class PixelInpainter(Inpainter):
         fill = ~keep
         windows = plan_windows(fill, size, fit, request.context)
         image_t, fill_t = from_uint8(rgb), torch.from_numpy(fill)
-        items = []
-        for index, window in enumerate(windows):
-            window_image, window_keep = extract(image_t, fill_t, window, size)
-            items += [
-                _Item(
-                    k, index, window_image, window_keep, derive_seed(request.seed, name, k, index)
-                )
-                for k in range(request.num_samples)
+        crops = [extract(image_t, fill_t, window, size) for window in windows]
+        budget = request.batch_size or max(1, BATCH_PIXELS // (size * size))
+        samples, seed, level = request.num_samples, request.seed, request.branch_at
+        shared = (
+            []
+            if level is None
+            else [
+                _Item(-1, w, *crop, derive_seed(seed, name, "shared", w))
+                for w, crop in enumerate(crops)
             ]
-        batch = request.batch_size or max(1, BATCH_PIXELS // (size * size))
-        batches = [items[i : i + batch] for i in range(0, len(items), batch)]
-        diffusion = self.prior.diffusion(schedule.t_T)
-        guidance = self.prior.guidance(request.classifier_scale)
+        )
+        shared_batches = _chunks(shared, budget)
+        costs = branch_costs(request.jump_schedule, request.branch_jump_schedule, level)
+        number_of_batches = len(shared_batches) + -(-len(windows) * samples // budget)
         if on_plan is not None:
-            on_plan(self._plan(windows, request, len(batches), len(batches[0])))
+            on_plan(self._plan(request, len(windows), costs, len(shared_batches), budget))
 
-        canvases = [rgb.copy() for _ in range(request.num_samples)]
-        alpha = feather(fill_t, request.mask_blur or 0)
-        frames: list[list[np.ndarray]] = [[] for _ in range(request.num_samples)]
-        for number, chunk in enumerate(batches):
-            generators = [make_generator(item.seed, self.device) for item in chunk]
-            labels = None
-            if self.prior.uses_labels:
-                labels = draw_labels(generators, len(chunk), self.device, request.class_label)
+        frames: list[list[np.ndarray]] = [[] for _ in range(samples)]
+        batch_number = 0
 
-            def on_step(step: Step, number: int = number, chunk: list[_Item] = chunk) -> None:
-                if records(step, record_every):
-                    for row, item in enumerate(chunk):
+        def on_step(step: Step, chunk: list[_Item]) -> None:
+            if records(step, record_every):
+                for row, item in enumerate(chunk):
+                    for sample in [item.sample] if item.sample >= 0 else range(samples):
                         if item.window == 0:
-                            frames[item.sample].append(frame(step, row))
-                if callback is not None:
-                    callback(Progress(step, number, len(batches)))
+                            frames[sample].append(frame(step, row))
+            if callback is not None:
+                callback(Progress(step, batch_number, number_of_batches))
 
-            samples = repaint(
-                self.prior.denoise,
-                diffusion,
-                torch.stack([item.image for item in chunk]).to(self.device),
-                torch.stack([item.keep for item in chunk]).to(self.device),
-                schedule,
-                generator=generators,
-                labels=labels,
-                guidance=guidance,
-                eta=request.sampler_eta,
-                clip_denoised=self.prior.clip_denoised,
-                callback=on_step,
-            )
-            for item, sample in zip(chunk, samples.float().cpu(), strict=True):
+        starts: dict[int, tuple[Tensor, Tensor | None]] = {}
+        state = None
+        for chunk in shared_batches:
+            state, labels = self._sample(chunk, request, request.jump_schedule, on_step, level)
+            for row, item in enumerate(chunk):
+                starts[item.window] = (state.x[row], None if labels is None else labels[row])
+            batch_number += 1
+        items = [
+            _Item(k, w, *crop, derive_seed(seed, name, k, w), *starts.get(w, (None, None)))
+            for w, crop in enumerate(crops)
+            for k in range(samples)
+        ]
+        schedule = request.jump_schedule if state is None else request.branch_jump_schedule
+        canvases = [rgb.copy() for _ in range(samples)]
+        alpha = feather(fill_t, request.mask_blur or 0)
+        batches = _chunks(items, budget)
+        for chunk in batches:
+            result, _ = self._sample(chunk, request, schedule, on_step, None, state)
+            for item, sample in zip(chunk, result.float().cpu(), strict=True):
                 paste(canvases[item.sample], fill, alpha, windows[item.window], sample)
+            batch_number += 1
+        shared_cost, branch_cost = costs
         return InpaintResult(
             images=[Image.fromarray(canvas) for canvas in canvases],
             request=request,
             fit=fit,
             windows=windows,
-            model_evaluations=len(items) * schedule.reverse_steps,
-            network_calls=len(batches) * schedule.reverse_steps,
+            model_evaluations=len(windows) * shared_cost + len(items) * branch_cost,
+            network_calls=len(shared_batches) * shared_cost + len(batches) * branch_cost,
             frames=frames if record_every else [],
         )
 
-    def _plan(self, windows: list, request: InpaintRequest, batches: int, batch: int) -> Plan:
+    def _sample(
+        self,
+        chunk: list[_Item],
+        request: InpaintRequest,
+        schedule: JumpSchedule,
+        on_step: Callable[[Step, list[_Item]], None],
+        until: int | None,
+        shared: SamplerState | None = None,
+    ) -> tuple[Any, Tensor | None]:
+        """One batch: the whole run, the shared part down to `until` (a state), or a branch
+        from the `shared` state, each item with its own generator."""
+        generators = [make_generator(item.seed, self.device) for item in chunk]
+        labels = None
+        if chunk[0].label is not None:
+            labels = torch.stack([item.label for item in chunk])
+        elif self.prior.uses_labels:
+            labels = draw_labels(generators, len(chunk), self.device, request.class_label)
+        state = None
+        if shared is not None:
+            branch = continue_with(shared, schedule, [g.get_state() for g in generators])
+            state = dataclasses.replace(branch, x=torch.stack([item.x for item in chunk]))
+        levels = schedule if state is None else state.times  # a branch's own time list
+        run = repaint_until if until is not None else repaint
+        options = {"level": until} if until is not None else {"state": state}
+        result = run(
+            self.prior.denoise,
+            self.prior.diffusion(schedule.t_T),
+            torch.stack([item.image for item in chunk]).to(self.device),
+            torch.stack([item.keep for item in chunk]).to(self.device),
+            levels,
+            generator=generators,
+            labels=labels,
+            guidance=self.prior.guidance(request.classifier_scale),
+            eta=request.sampler_eta,
+            clip_denoised=self.prior.clip_denoised,
+            callback=lambda step: on_step(step, chunk),
+            **options,
+        )
+        return result, labels
+
+    def _plan(
+        self,
+        request: InpaintRequest,
+        windows: int,
+        costs: tuple[int, int],
+        shared_batches: int,
+        budget: int,
+    ) -> Plan:
         """The cost, with a network call timed at the batch's shape (skipped under
         torch.compile, whose first call compiles)."""
         seconds = None
+        batch = min(budget, windows * request.num_samples)
         if not request.compile:
             channels = int(self.prior.config.get("in_channels", 3))
             x = torch.zeros(batch, channels, self.image_size, self.image_size, device=self.device)
             steps = torch.zeros(batch, dtype=torch.long, device=self.device)
             seconds = time_call(lambda: self.prior.denoise(x, steps, steps), self.device)
         return Plan(
-            windows=len(windows),
+            windows=windows,
             samples=request.num_samples,
-            evaluations_each=request.jump_schedule.reverse_steps,
-            batches=batches,
+            evaluations_each=costs[1],
+            batches=-(-windows * request.num_samples // budget),
             seconds_per_call=seconds,
+            shared_evaluations=costs[0],
+            shared_batches=shared_batches,
         )
+
+
+def _chunks(items: list[_Item], size: int) -> list[list[_Item]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def centre_crop(rgb: np.ndarray, keep: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -54,6 +54,8 @@ class InpaintRequest:
     compile: bool = False
     channels_last: bool = False
     batch_size: int | None = None  # windows x samples per network call; None: by memory
+    branch_at: int | None = None  # samples share one run down to this level, then branch
+    branch_schedule: Mapping[str, int] | None = None  # overrides for the branches' rest
 
     def __post_init__(self) -> None:
         preset = get_preset(self.preset)
@@ -87,6 +89,22 @@ class InpaintRequest:
                 raise RepaintError(f"{flag(name)}: expected true or false")
         if self.batch_size is not None:
             _integer("batch_size", self.batch_size, 1, MAX_SAMPLES)
+        self._check_branching()
+
+    def _check_branching(self) -> None:
+        """A branch level on the way down, and a branch schedule of the same t_T."""
+        if self.branch_schedule is not None:
+            if self.branch_at is None:
+                raise RepaintError("--branch-jump-length and the like need --branch-at LEVEL")
+            if not isinstance(self.branch_schedule, Mapping):
+                raise RepaintError("branch_schedule: expected a mapping of schedule keys")
+            if "t_T" in self.branch_schedule:
+                raise RepaintError("branch_schedule: t_T is the shared run's; leave it out")
+            self._set("branch_schedule", dict(self.branch_schedule) or None)
+            JumpSchedule.from_params(self.branch_jump_schedule.params()).counts()
+        if self.branch_at is not None:
+            t_T = self.jump_schedule.t_T
+            _integer("branch_at", self.branch_at, 0, t_T - 1)
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -115,6 +133,13 @@ class InpaintRequest:
         return replace(base, **self.schedule) if self.schedule else base
 
     @property
+    def branch_jump_schedule(self) -> JumpSchedule:
+        """The schedule of the branches after the shared part (the run's, unless changed)."""
+        if not self.branch_schedule:
+            return self.jump_schedule
+        return JumpSchedule.from_params({**self.jump_schedule.params(), **self.branch_schedule})
+
+    @property
     def sampler_eta(self) -> float | None:
         """What the sampler takes: None for ancestral DDPM steps, else the DDIM eta."""
         return None if self.eta == "ddpm" else float(self.eta)
@@ -129,6 +154,7 @@ class InpaintRequest:
         """Plain JSON data; `from_dict` of it gives an equal request."""
         data = asdict(self)
         data["schedule"] = None if self.schedule is None else dict(self.schedule)
+        data["branch_schedule"] = None if not self.branch_schedule else dict(self.branch_schedule)
         return data
 
     @classmethod

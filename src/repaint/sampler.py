@@ -136,6 +136,51 @@ def repaint_until(
     )
 
 
+def continue_with(
+    state: SamplerState,
+    schedule: JumpSchedule | Sequence[int],
+    generator_states: Sequence[Tensor] | None = None,
+) -> SamplerState:
+    """The same point of the run, going on with another schedule (from where that schedule
+    first comes down to the state's level) and, optionally, other generator states: a
+    branch. The schedule must have the state's t_T, the diffusion it was respaced to."""
+    times = schedule.times() if isinstance(schedule, JumpSchedule) else list(schedule)
+    if times[0] != state.times[0] or state.level not in times:
+        raise RepaintError(
+            f"a branch schedule must start at t_T={state.times[0] + 1} and come down through "
+            f"level {state.level}"
+        )
+    rest = times[times.index(state.level) :]
+    return SamplerState(
+        x=state.x,
+        position=state.position,
+        evaluations=state.evaluations,
+        times=state.times[: state.position] + rest,
+        generator_states=list(
+            state.generator_states if generator_states is None else generator_states
+        ),
+    )
+
+
+def branch_costs(
+    schedule: JumpSchedule, branch_schedule: JumpSchedule, level: int | None
+) -> tuple[int, int]:
+    """Model evaluations of the shared part (down to `level`) and of each branch after it;
+    without a level, (0, the whole schedule's)."""
+    if level is None:
+        return 0, schedule.reverse_steps
+    times, rest = schedule.times(), branch_schedule.times()
+    if level not in times or level not in rest:
+        raise RepaintError(f"--branch-at {level}: not a level of the schedule")
+    shared = times[: times.index(level) + 1]
+    branch = rest[rest.index(level) :]
+
+    def downs(levels: list[int]) -> int:
+        return sum(1 for a, b in itertools.pairwise(levels) if b < a)
+
+    return downs(shared), downs(branch)
+
+
 class _Run:
     """The loop's set-up and its position, shared by `repaint` and `repaint_until`."""
 

@@ -63,6 +63,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "[0, 1] (0 = deterministic); default: the preset's",
     )
     parser.add_argument("--num-samples", type=int, default=1, help="samples per image")
+    branching = parser.add_argument_group(
+        "branching: samples share one run down to a level, then go on each with its own noise"
+    )
+    branching.add_argument(
+        "--branch-at",
+        type=int,
+        metavar="LEVEL",
+        help="the level (t_T-1 ... 0) where the shared run stops and the branches start",
+    )
+    branching.add_argument(
+        "--branches", type=int, dest="num_samples", metavar="K", help="same as --num-samples"
+    )
+    branching.add_argument(
+        "--branch-jump-length", type=int, metavar="N", help="the branches' jump length"
+    )
+    branching.add_argument(
+        "--branch-jump-n-sample", type=int, metavar="N", help="the branches' jump count"
+    )
     parser.add_argument("--seed", type=int, help="run seed (default: a fresh one, recorded)")
     parser.add_argument(
         "--mask-mode",
@@ -140,6 +158,16 @@ def request_from_args(args: argparse.Namespace) -> InpaintRequest:
         compile=args.compile,
         channels_last=args.channels_last,
         batch_size=args.batch_size,
+        branch_at=args.branch_at,
+        branch_schedule={
+            key: value
+            for key, value in (
+                ("jump_length", args.branch_jump_length),
+                ("jump_n_sample", args.branch_jump_n_sample),
+            )
+            if value is not None
+        }
+        or None,
     )
 
 
