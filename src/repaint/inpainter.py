@@ -84,6 +84,25 @@ class Plan:
         return cost
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What one call asks for besides the request: its name (seeds and messages derive from
+    it), a progress callback, a cost callback before sampling, and animation frames."""
+
+    name: str = "image"
+    callback: Callable[[Progress], None] | None = None
+    on_plan: Callable[[Plan], None] | None = None
+    record_every: int = 0  # keep a frame every that many steps (0: none)
+
+    def progress(self, step: Step, batch: int = 0, batches: int = 1) -> None:
+        if self.callback is not None:
+            self.callback(Progress(step, batch, batches))
+
+    def records(self, step: Step) -> bool:
+        every = self.record_every
+        return bool(every) and (step.index % every == 0 or step.index == step.total - 1)
+
+
 @dataclass
 class InpaintResult:
     """What every entry point returns: `.images` (one per sample) with their provenance."""
@@ -163,7 +182,8 @@ class Inpainter(ABC):
         if keep.all():  # nothing to do: the output is the input
             images = [Image.fromarray(rgb) for _ in range(request.num_samples)]
             return InpaintResult(images, request, fit="none")
-        result = self._inpaint(rgb, keep, request, name, callback, on_plan, record_every)
+        hooks = Hooks(name, callback, on_plan, record_every)
+        result = self._inpaint(rgb, keep, request, hooks)
         result.seconds = time.perf_counter() - started
         return result
 
@@ -198,14 +218,7 @@ class Inpainter(ABC):
 
     @abstractmethod
     def _inpaint(
-        self,
-        rgb: np.ndarray,
-        keep: np.ndarray,
-        request: InpaintRequest,
-        name: str,
-        callback: Callable[[Progress], None] | None,
-        on_plan: Callable[[Plan], None] | None,
-        record_every: int,
+        self, rgb: np.ndarray, keep: np.ndarray, request: InpaintRequest, hooks: Hooks
     ) -> InpaintResult:
         """Fill `~keep` in `rgb` (uint8 H, W, 3) as `request` says (its seed is set)."""
 
@@ -229,10 +242,6 @@ def frame(step: Step, row: int, *, with_x: bool = True) -> np.ndarray:
     """An animation frame: x_t and the predicted x0 side by side (or x0 alone), uint8."""
     pair = torch.cat([step.x[row], step.pred_x0[row]], dim=-1) if with_x else step.pred_x0[row]
     return to_uint8(pair)
-
-
-def records(step: Step, every: int) -> bool:
-    return bool(every) and (step.index % every == 0 or step.index == step.total - 1)
 
 
 def time_call(call: Callable[[], Any], device: torch.device, repeats: int = 2) -> float:

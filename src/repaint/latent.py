@@ -10,7 +10,7 @@ was to be filled, with a feathered edge, so every known pixel is kept exactly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from repaint.checkpoints.hub import locate
 from repaint.device import derive_seed, make_generator
 from repaint.diffusion import GaussianDiffusion
 from repaint.errors import RepaintError
-from repaint.inpainter import Inpainter, InpaintResult, Plan, Progress, records, time_call
+from repaint.inpainter import Hooks, Inpainter, InpaintResult, Plan, time_call
 from repaint.io import from_uint8, to_uint8
 from repaint.networks.diffusers_models import import_diffusers, scheduler_config
 from repaint.prior import diffusion_from_config
@@ -147,14 +147,7 @@ class LatentInpainter(Inpainter):
             )
 
     def _inpaint(
-        self,
-        rgb: np.ndarray,
-        keep: np.ndarray,
-        request: InpaintRequest,
-        name: str,
-        callback: Callable[[Progress], None] | None,
-        on_plan: Callable[[Plan], None] | None,
-        record_every: int,
+        self, rgb: np.ndarray, keep: np.ndarray, request: InpaintRequest, hooks: Hooks
     ) -> InpaintResult:
         """Inpaint at the image's own size; `grow` is in latent cells (`factor` pixels
         each), `mask_blur` feathers the pasted edge (default 4 px). All samples run as one
@@ -168,22 +161,21 @@ class LatentInpainter(Inpainter):
             torch.from_numpy(keep)[None, None].to(self.device), self.factor, request.grow
         )
         generators = [
-            make_generator(derive_seed(request.seed, name, k, 0), self.device)
+            make_generator(derive_seed(request.seed, hooks.name, k, 0), self.device)
             for k in range(samples)
         ]
         denoise = self.denoiser(request.prompt or "", request.negative_prompt, scale, samples)
-        if on_plan is not None:
+        if hooks.on_plan is not None:
             steps = torch.zeros(samples, dtype=torch.long, device=self.device)
             seconds = time_call(lambda: denoise(latents, steps, None), self.device)
-            on_plan(Plan(1, samples, schedule.reverse_steps, 1, seconds))
+            hooks.on_plan(Plan(1, samples, schedule.reverse_steps, 1, seconds))
         frames: list[list[np.ndarray]] = [[] for _ in range(samples)]
 
         def on_step(step: Step) -> None:
-            if records(step, record_every):
+            if hooks.records(step):
                 for k, decoded in enumerate(self.decode(step.pred_x0)):
                     frames[k].append(to_uint8(decoded))
-            if callback is not None:
-                callback(Progress(step, 0, 1))
+            hooks.progress(step)
 
         result = repaint(
             denoise,
@@ -212,5 +204,5 @@ class LatentInpainter(Inpainter):
             windows=[whole],
             model_evaluations=samples * schedule.reverse_steps,
             network_calls=schedule.reverse_steps,
-            frames=frames if record_every else [],
+            frames=frames if hooks.record_every else [],
         )

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from repaint.device import derive_seed, make_generator
 from repaint.errors import RepaintWarning
-from repaint.inpainter import Inpainter, InpaintResult, Plan, Progress, frame, records, time_call
+from repaint.inpainter import Hooks, Inpainter, InpaintResult, Plan, frame, time_call
 from repaint.io import center_crop_resize, from_uint8
 from repaint.masks import grow_fill
 from repaint.prior import Prior, draw_labels
@@ -109,14 +109,7 @@ class PixelInpainter(Inpainter):
             )
 
     def _inpaint(
-        self,
-        rgb: np.ndarray,
-        keep: np.ndarray,
-        request: InpaintRequest,
-        name: str,
-        callback: Callable[[Progress], None] | None,
-        on_plan: Callable[[Plan], None] | None,
-        record_every: int,
+        self, rgb: np.ndarray, keep: np.ndarray, request: InpaintRequest, hooks: Hooks
     ) -> InpaintResult:
         size = self.image_size
         keep = grow_fill(keep, request.grow)
@@ -128,7 +121,12 @@ class PixelInpainter(Inpainter):
         image_t, fill_t = from_uint8(rgb), torch.from_numpy(fill)
         crops = [extract(image_t, fill_t, window, size) for window in windows]
         budget = request.batch_size or max(1, BATCH_PIXELS // (size * size))
-        samples, seed, level = request.num_samples, request.seed, request.branch_at
+        samples, seed, level, name = (
+            request.num_samples,
+            request.seed,
+            request.branch_at,
+            hooks.name,
+        )
         shared = (
             []
             if level is None
@@ -140,20 +138,19 @@ class PixelInpainter(Inpainter):
         shared_batches = _chunks(shared, budget)
         costs = branch_costs(request.jump_schedule, request.branch_jump_schedule, level)
         number_of_batches = len(shared_batches) + -(-len(windows) * samples // budget)
-        if on_plan is not None:
-            on_plan(self._plan(request, len(windows), costs, len(shared_batches), budget))
+        if hooks.on_plan is not None:
+            hooks.on_plan(self._plan(request, len(windows), costs, len(shared_batches), budget))
 
         frames: list[list[np.ndarray]] = [[] for _ in range(samples)]
         batch_number = 0
 
         def on_step(step: Step, chunk: list[_Item]) -> None:
-            if records(step, record_every):
+            if hooks.records(step):
                 for row, item in enumerate(chunk):
                     for sample in [item.sample] if item.sample >= 0 else range(samples):
                         if item.window == 0:
                             frames[sample].append(frame(step, row))
-            if callback is not None:
-                callback(Progress(step, batch_number, number_of_batches))
+            hooks.progress(step, batch_number, number_of_batches)
 
         starts: dict[int, tuple[Tensor, Tensor | None]] = {}
         state = None
@@ -184,7 +181,7 @@ class PixelInpainter(Inpainter):
             windows=windows,
             model_evaluations=len(windows) * shared_cost + len(items) * branch_cost,
             network_calls=len(shared_batches) * shared_cost + len(batches) * branch_cost,
-            frames=frames if record_every else [],
+            frames=frames if hooks.record_every else [],
         )
 
     def _sample(
