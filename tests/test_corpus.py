@@ -170,6 +170,21 @@ INPAINT_CASES = {
     ),
     "device bogus": (lambda w: [*good(w), *tiny(w), "--device", "tpu"], "--device"),
     "device cuda without one": (lambda w: [*good(w), *tiny(w), "--device", "cuda"], "cuda"),
+    "branch-at past t_T": (lambda w: [*good(w), *tiny(w), "--branch-at", "100"], "--branch-at"),
+    "branch-at -1": (lambda w: [*good(w), *tiny(w), "--branch-at", "-1"], "--branch-at"),
+    "branches 0": (lambda w: [*good(w), *tiny(w), "--branch-at", "2", "--branches", "0"], "--num-"),
+    "branch-jump-length 0": (
+        lambda w: [*good(w), *tiny(w), "--branch-at", "2", "--branch-jump-length", "0"],
+        "jump_length",
+    ),
+    "branch schedule without a level": (
+        lambda w: [*good(w), *tiny(w), "--branch-jump-n-sample", "2"],
+        "--branch-at",
+    ),
+    "stop-resampling -1": (
+        lambda w: [*good(w), *tiny(w), "--stop-resampling", "-1"],
+        "stop_resampling",
+    ),
     # files
     "image missing": (lambda w: [str(w / "nope.png"), "--mask", str(w / "masks")], "nope.png"),
     "mask missing": (lambda w: [str(w / "images"), "--mask", str(w / "nomask.png")], "nomask"),
@@ -587,3 +602,32 @@ def test_nan_stops_the_run_early(tiny_model, tmp_path):
     with pytest.raises(RepaintError, match="model evaluation 1 of 210"):
         broken(digit, keep, seed=0, callback=lambda event: steps.append(event.step.index))
     assert len(steps) == 25  # stopped at the first check, not after all 210
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("lots", "$REPAINT_MAX_PIXELS: expected"),
+        ("0", "$REPAINT_MAX_PIXELS: expected"),
+        ("100", "more than the limit of 100"),
+    ],
+)
+def test_the_pixel_limit_setting(value, words, world, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("REPAINT_MAX_PIXELS", value)
+    out = tmp_path / "out"
+    code = main(["inpaint", *good(world), *tiny(world), "--out", str(out), *SHORT])
+    check_contract(code, capsys.readouterr().err, words, world, out)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--max-evaluations", "0"),
+        ("--keep-minutes", "-1"),
+        ("--max-results-mb", "0"),
+        ("--max-upload-mb", "0"),
+    ],
+)
+def test_serve_limits(flag, value, world, tmp_path, capsys):
+    code = main(["serve", flag, value])
+    check_contract(code, capsys.readouterr().err, flag, world, tmp_path / "none")

@@ -167,3 +167,12 @@ def test_prompt_for_a_pixel_model_is_one_line(tiny_model, tmp_path, capsys):
     assert main([str(arg) for arg in args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not text-conditioned" in err[0]
+
+
+def test_branching_and_class_labels_are_refused_in_one_line(inpainter):
+    from repaint.errors import RepaintError
+
+    with pytest.raises(RepaintError, match="--branch-at"):
+        inpainter(photo(), hole(), num_samples=2, branch_at=3, schedule={"t_T": 4})
+    with pytest.raises(RepaintError, match="--fit crop"):
+        inpainter(photo(), hole(), fit="crop", schedule={"t_T": 4})
