@@ -107,3 +107,43 @@ def test_each_branch_is_reproduced_from_its_sidecar_and_the_cost_counts_the_star
             main(["inpaint", "--from-sidecar", str(out / f"a_{k}.json"), "--out", str(again)]) == 0
         )
         assert (again / f"a_{k}.png").read_bytes() == (out / f"a_{k}.png").read_bytes()
+
+
+def test_a_time_list_runs_as_the_schedule_it_lists_and_branches_from_its_own(inpainter):
+    """A schedule given as its levels gives the very image of the jump parameters that built
+    it; branches may take their own list, and a list refuses jump-parameter overrides."""
+    image, keep = photo(), keep_mask()
+    times = {"times": JumpSchedule(**SCHEDULE).times()}
+    by_params = inpainter(image, keep, schedule=SCHEDULE, seed=5, num_samples=2, branch_at=5)
+    by_list = inpainter(image, keep, schedule=times, seed=5, num_samples=2, branch_at=5)
+    for a, b in zip(by_params.images, by_list.images, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    plain = {"times": JumpSchedule(**{**SCHEDULE, "jump_n_sample": 1}).times()}
+    own = inpainter(
+        image, keep, schedule=times, seed=5, num_samples=2, branch_at=5, branch_schedule=plain
+    )
+    changed = inpainter(
+        image,
+        keep,
+        schedule=SCHEDULE,
+        seed=5,
+        num_samples=2,
+        branch_at=5,
+        branch_schedule={"jump_n_sample": 1},
+    )
+    assert own.model_evaluations == changed.model_evaluations < by_list.model_evaluations
+    for a, b in zip(own.images, changed.images, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(RepaintError, match="the run's schedule is a time list"):
+        inpainter(
+            image, keep, schedule=times, seed=5, branch_at=5, branch_schedule={"jump_length": 2}
+        )
+    with pytest.raises(RepaintError, match="t_T is 12"):
+        inpainter(
+            image,
+            keep,
+            schedule=times,
+            seed=5,
+            branch_at=5,
+            branch_schedule={"times": [2, 1, 0, -1]},
+        )

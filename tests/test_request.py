@@ -60,6 +60,9 @@ def test_schedule_keys_override_the_preset_and_only_differences_are_kept():
         ({"context": -0.5}, "--context"),
         ({"compile": "yes"}, "--compile"),
         ({"prompt": 5}, "--prompt"),
+        ({"schedule": {"times": [0, -1]}}, "--schedule-file: at least 2 denoising levels"),
+        ({"schedule": {"times": [2, 1, 0, -1], "t_T": 3}}, "whole schedule; drop --t-T"),
+        ({"schedule": {"times": [2, 0, -1]}}, "--schedule-file: entry 1 goes from 2 to 0"),
     ],
 )
 def test_bad_values_are_refused_naming_the_flag(options, words):
@@ -96,6 +99,14 @@ def test_json_round_trip_gives_an_equal_request():
     assert InpaintRequest.from_dict(data) == request
     # applying the normalised values again changes nothing
     assert dataclasses.replace(request) == request
+
+
+def test_a_time_list_round_trips_through_json_and_is_the_schedule():
+    times = [3, 2, 1, 2, 1, 0, -1]
+    request = InpaintRequest(schedule={"times": times}, branch_at=1)
+    assert request.jump_schedule.times() == times and request.jump_schedule.reverse_steps == 5
+    data = json.loads(json.dumps(request.to_dict()))
+    assert InpaintRequest.from_dict(data) == request
 
 
 def test_unknown_options_are_refused_by_name():

@@ -31,7 +31,7 @@ from repaint.outputs import comparison_grid, save_animation
 from repaint.pixel import centre_crop
 from repaint.request import InpaintRequest
 from repaint.sampler import branch_costs
-from repaint.schedule import JumpSchedule
+from repaint.schedule import Schedule
 from repaint.sidecar import make_sidecar
 
 FRAMES_PER_ANIMATION = 80
@@ -211,6 +211,9 @@ def run_jobs(
 
 
 def _schedule_name(request: InpaintRequest) -> str:
+    if request.schedule and "times" in request.schedule:
+        schedule = request.jump_schedule
+        return f"a time list of {len(schedule.levels)} levels from t_T={schedule.t_T}"
     changed = ", ".join(f"{key}={value}" for key, value in (request.schedule or {}).items())
     return f"preset {request.preset}" + (f" with {changed}" if changed else "")
 
@@ -258,7 +261,7 @@ def record_failure(out_dir: Path, job: Job, error: str) -> None:
         handle.write(line + "\n")
 
 
-def _record_every(schedule: JumpSchedule) -> int:
+def _record_every(schedule: Schedule) -> int:
     return max(1, schedule.reverse_steps // FRAMES_PER_ANIMATION)
 
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 from repaint.errors import RepaintError
 from repaint.io import atomic_output
-from repaint.schedule import JumpSchedule
+from repaint.schedule import JumpSchedule, Schedule
 
 MIN_FRAME_HEIGHT = 256  # small models' frames are enlarged (nearest) to stay visible
 
@@ -85,7 +85,7 @@ def comparison_grid(images: list[Image.Image], labels: list[str]) -> Image.Image
     return grid
 
 
-def plot_schedule(schedule: JumpSchedule, path: Path) -> None:
+def plot_schedule(schedule: Schedule, path: Path) -> None:
     """The time list against the transition number, as the reference's visualiser draws it."""
     try:  # the Figure API draws without pyplot, so no global backend is switched
         from matplotlib.figure import Figure
@@ -97,9 +97,18 @@ def plot_schedule(schedule: JumpSchedule, path: Path) -> None:
     axes.plot(times, linewidth=1)
     axes.set_xlabel("transition")
     axes.set_ylabel("diffusion time t")
+    if isinstance(schedule, JumpSchedule):
+        changed = {
+            key: value
+            for key, value in schedule.params().items()
+            if key in ("jump_length", "jump_n_sample") or value != getattr(JumpSchedule, key)
+        }
+        changed.pop("t_T", None)
+        shape = ", ".join(f"{key}={value}" for key, value in changed.items())
+    else:
+        shape = f"time list from {schedule.where}"
     axes.set_title(
-        f"t_T={schedule.t_T}, jump_length={schedule.jump_length}, "
-        f"jump_n_sample={schedule.jump_n_sample}: {schedule.reverse_steps} model evaluations"
+        f"t_T={schedule.t_T}, {shape}: {schedule.reverse_steps} model evaluations", fontsize=9
     )
     figure.tight_layout()
     suffix = path.suffix.lower().lstrip(".") or "png"

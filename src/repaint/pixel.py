@@ -38,7 +38,7 @@ from repaint.sampler import (
     repaint,
     repaint_until,
 )
-from repaint.schedule import JumpSchedule
+from repaint.schedule import Schedule
 
 BATCH_PIXELS = 8 * 256 * 256
 """The default memory budget of one batch, in model pixels: 8 items of a 256 px UNet
@@ -188,7 +188,7 @@ class PixelInpainter(Inpainter):
         self,
         chunk: list[_Item],
         request: InpaintRequest,
-        schedule: JumpSchedule,
+        schedule: Schedule,
         on_step: Callable[[Step, list[_Item]], None],
         until: int | None,
         shared: SamplerState | None = None,

@@ -20,7 +20,7 @@ from repaint.choices import DTYPES, FIT_MODES, MASK_MODES
 from repaint.errors import RepaintError
 from repaint.imagenet import parse_class
 from repaint.presets import DEFAULT_PRESET, get_preset
-from repaint.schedule import JumpSchedule
+from repaint.schedule import JumpSchedule, Schedule, TimeList
 
 MAX_SEED = 2**63 - 1
 MAX_SAMPLES = 10_000  # per image: beyond this a typo, not a plan
@@ -36,7 +36,7 @@ class InpaintRequest:
     """How to inpaint (the model is chosen separately). Defaults are the product's."""
 
     preset: str = DEFAULT_PRESET
-    schedule: Mapping[str, int] | JumpSchedule | None = None  # overrides of the preset's
+    schedule: Mapping[str, Any] | Schedule | None = None  # preset overrides, or {"times": [...]}
     eta: float | str | None = None  # "ddpm", a DDIM eta in [0, 1]; None: the preset's
     num_samples: int = 1
     seed: int | None = None  # None: a fresh seed per run, recorded in the result
@@ -55,7 +55,7 @@ class InpaintRequest:
     channels_last: bool = False
     batch_size: int | None = None  # windows x samples per network call; None: by memory
     branch_at: int | None = None  # samples share one run down to this level, then branch
-    branch_schedule: Mapping[str, int] | None = None  # overrides for the branches' rest
+    branch_schedule: Mapping[str, Any] | TimeList | None = None  # the branches' own, if any
 
     def __post_init__(self) -> None:
         preset = get_preset(self.preset)
@@ -96,12 +96,30 @@ class InpaintRequest:
         if self.branch_schedule is not None:
             if self.branch_at is None:
                 raise RepaintError("--branch-jump-length and the like need --branch-at LEVEL")
-            if not isinstance(self.branch_schedule, Mapping):
+            given = self.branch_schedule
+            if isinstance(given, TimeList):
+                given = given.params()
+            if not isinstance(given, Mapping):
                 raise RepaintError("branch_schedule: expected a mapping of schedule keys")
-            if "t_T" in self.branch_schedule:
+            if "t_T" in given:
                 raise RepaintError("branch_schedule: t_T is the shared run's; leave it out")
-            self._set("branch_schedule", dict(self.branch_schedule) or None)
-            JumpSchedule.from_params(self.branch_jump_schedule.params()).counts()
+            if "times" in given:
+                given = _time_list(given, "--branch-schedule-file").params()
+            elif given and isinstance(self.jump_schedule, TimeList):
+                raise RepaintError(
+                    "--branch-jump-length/--branch-jump-n-sample change jump parameters, but "
+                    "the run's schedule is a time list; give the branches one with "
+                    "--branch-schedule-file"
+                )
+            self._set("branch_schedule", dict(given) or None)
+            branch = self.branch_jump_schedule
+            if branch.t_T != self.jump_schedule.t_T:
+                raise RepaintError(
+                    f"--branch-schedule-file: starts at t_T={branch.t_T}, but the shared run's "
+                    f"t_T is {self.jump_schedule.t_T}; both must start at the same level"
+                )
+            if isinstance(branch, JumpSchedule):
+                JumpSchedule.from_params(branch.params()).counts()
         if self.branch_at is not None:
             t_T = self.jump_schedule.t_T
             _integer("branch_at", self.branch_at, 0, t_T - 1)
@@ -114,10 +132,12 @@ class InpaintRequest:
         given = self.schedule
         if given is None:
             return None
-        if isinstance(given, JumpSchedule):
+        if isinstance(given, JumpSchedule | TimeList):
             given = given.params()
         if not isinstance(given, Mapping):
             raise RepaintError(f"schedule: expected a mapping of schedule keys, got {given!r}")
+        if "times" in given:
+            return _time_list(given, "--schedule-file").params()
         merged = JumpSchedule.from_params({**base.params(), **given})
         if merged.t_T < 2:
             raise RepaintError(f"--t-T: at least 2 denoising levels are needed, got {merged.t_T}")
@@ -128,15 +148,20 @@ class InpaintRequest:
         return changed or None
 
     @property
-    def jump_schedule(self) -> JumpSchedule:
+    def jump_schedule(self) -> Schedule:
+        """The preset's jump schedule with the overrides, or the time list given instead."""
+        if self.schedule and "times" in self.schedule:
+            return TimeList(tuple(self.schedule["times"]))
         base = get_preset(self.preset).schedule
         return replace(base, **self.schedule) if self.schedule else base
 
     @property
-    def branch_jump_schedule(self) -> JumpSchedule:
+    def branch_jump_schedule(self) -> Schedule:
         """The schedule of the branches after the shared part (the run's, unless changed)."""
         if not self.branch_schedule:
             return self.jump_schedule
+        if "times" in self.branch_schedule:
+            return TimeList(tuple(self.branch_schedule["times"]))
         return JumpSchedule.from_params({**self.jump_schedule.params(), **self.branch_schedule})
 
     @property
@@ -211,6 +236,20 @@ def _choice(name: str, value: Any, choices: Any) -> None:
         raise RepaintError(
             f"{flag(name)}: unknown value {value!r}; use one of {', '.join(choices)}"
         )
+
+
+def _time_list(given: Mapping[str, Any], option: str) -> TimeList:
+    """`{"times": [...]}` alone: a time list replaces the whole schedule."""
+    others = sorted(set(given) - {"times"})
+    if others:
+        raise RepaintError(
+            f"{option}: a time list replaces the whole schedule; drop "
+            f"{', '.join(flag(name) for name in others)}"
+        )
+    listed = TimeList(given["times"], where=option)
+    if listed.t_T < 2:
+        raise RepaintError(f"{option}: at least 2 denoising levels are needed, e.g. [1, 0, -1]")
+    return listed
 
 
 def _eta(value: Any) -> float | str:

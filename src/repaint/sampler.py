@@ -27,7 +27,7 @@ from repaint.diffusion import (
     q_step,
 )
 from repaint.errors import RepaintError
-from repaint.schedule import JumpSchedule
+from repaint.schedule import Schedule, time_list
 
 Denoiser = Callable[[Tensor, Tensor, Tensor | None], Tensor]
 """(x_t, original diffusion step per sample, class labels or None) -> the network output:
@@ -73,7 +73,7 @@ def repaint(
     diffusion: GaussianDiffusion,
     image: Tensor,
     keep_mask: Tensor,
-    schedule: JumpSchedule | Sequence[int],
+    schedule: Schedule | Sequence[int],
     *,
     generator: torch.Generator | Sequence[torch.Generator],
     labels: Tensor | None = None,
@@ -111,7 +111,7 @@ def repaint_until(
     diffusion: GaussianDiffusion,
     image: Tensor,
     keep_mask: Tensor,
-    schedule: JumpSchedule | Sequence[int],
+    schedule: Schedule | Sequence[int],
     *,
     level: int,
     generator: torch.Generator | Sequence[torch.Generator],
@@ -138,13 +138,13 @@ def repaint_until(
 
 def continue_with(
     state: SamplerState,
-    schedule: JumpSchedule | Sequence[int],
+    schedule: Schedule | Sequence[int],
     generator_states: Sequence[Tensor] | None = None,
 ) -> SamplerState:
     """The same point of the run, going on with another schedule (from where that schedule
     first comes down to the state's level) and, optionally, other generator states: a
     branch. The schedule must have the state's t_T, the diffusion it was respaced to."""
-    times = schedule.times() if isinstance(schedule, JumpSchedule) else list(schedule)
+    times = time_list(schedule)
     if times[0] != state.times[0] or state.level not in times:
         raise RepaintError(
             f"a branch schedule must start at t_T={state.times[0] + 1} and come down through "
@@ -163,7 +163,7 @@ def continue_with(
 
 
 def branch_costs(
-    schedule: JumpSchedule, branch_schedule: JumpSchedule, level: int | None
+    schedule: Schedule, branch_schedule: Schedule, level: int | None
 ) -> tuple[int, int]:
     """Model evaluations of the shared part (down to `level`) and of each branch after it;
     without a level, (0, the whole schedule's)."""
@@ -185,7 +185,7 @@ class _Run:
     """The loop's set-up and its position, shared by `repaint` and `repaint_until`."""
 
     def __init__(self, denoiser, diffusion, image, keep_mask, schedule, generator, state):
-        times = schedule.times() if isinstance(schedule, JumpSchedule) else list(schedule)
+        times = time_list(schedule)
         if max(times) >= diffusion.num_timesteps:
             raise RepaintError(
                 f"the schedule reaches level {max(times)} but the diffusion has only "

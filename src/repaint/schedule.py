@@ -10,7 +10,10 @@ reference's `get_schedule_jump`.
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, fields
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from repaint.errors import RepaintError
 
@@ -41,22 +44,22 @@ class JumpSchedule:
     stop_resampling: int = 0
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
+        for entry in fields(self):
+            value = getattr(self, entry.name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise RepaintError(
-                    f"schedule_jump_params.{field.name}: expected an integer, got {value!r}"
+                    f"schedule_jump_params.{entry.name}: expected an integer, got {value!r}"
                 )
-            minimum = 0 if field.name.endswith("_resampling") else 1
+            minimum = 0 if entry.name.endswith("_resampling") else 1
             if value < minimum:
                 raise RepaintError(
-                    f"schedule_jump_params.{field.name}: must be >= {minimum}, got {value}"
+                    f"schedule_jump_params.{entry.name}: must be >= {minimum}, got {value}"
                 )
 
     @classmethod
     def from_params(cls, params: dict) -> JumpSchedule:
         """Build from a reference `schedule_jump_params` mapping, rejecting unknown keys."""
-        known = {field.name for field in fields(cls)}
+        known = {entry.name for entry in fields(cls)}
         unknown = sorted(set(params) - known)
         if unknown:
             raise RepaintError(
@@ -213,3 +216,116 @@ class JumpSchedule:
         if reverse == self.t_T:
             lines.append("no resampling: plain ancestral sampling with known-region injection")
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class TimeList:
+    """A schedule given as its time list (from a file, or edited from `repaint schedule
+    --json`), for shapes the jump parameters cannot express. Validated as the reference's
+    lists are shaped: it starts at its highest level t_T - 1, moves by one level at a time,
+    never goes below 0 before its last entry, and ends at -1."""
+
+    levels: tuple[int, ...]
+    where: str = field(default="schedule times", compare=False)  # what errors name
+
+    def __post_init__(self) -> None:
+        levels, where = self.levels, self.where
+        if isinstance(levels, str | bytes) or not isinstance(levels, Sequence):
+            raise RepaintError(f"{where}: expected a list of levels, got {levels!r}")
+        for index, level in enumerate(levels):
+            if isinstance(level, bool) or not isinstance(level, int):
+                raise RepaintError(f"{where}: entry {index} is {level!r}, not a whole number")
+        object.__setattr__(self, "levels", tuple(levels))
+        if len(levels) < 2 or levels[0] < 0:
+            raise RepaintError(
+                f"{where}: expected levels from t_T - 1 down to -1, e.g. [1, 0, -1]; "
+                f"got {list(levels[:5])}"
+            )
+        top = levels[0]
+        for index, (a, b) in enumerate(itertools.pairwise(levels), start=1):
+            if abs(a - b) != 1:
+                raise RepaintError(
+                    f"{where}: entry {index} goes from {a} to {b}; each step must move by "
+                    "exactly one level (+1 re-noises, -1 denoises)"
+                )
+            if b > top:
+                raise RepaintError(
+                    f"{where}: entry {index} is {b}, above the first entry {top}; the list "
+                    "must start at its highest level, t_T - 1"
+                )
+            if b < 0 and index != len(levels) - 1:
+                raise RepaintError(
+                    f"{where}: entry {index} reaches -1 before the end; -1 (the finished "
+                    "image) must be the last entry"
+                )
+        if levels[-1] != -1:
+            raise RepaintError(f"{where}: the last entry must be -1, got {levels[-1]}")
+        self.counts()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> TimeList:
+        """A JSON list of levels, or the object `repaint schedule --json` prints."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RepaintError(f"{path}: no such schedule file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RepaintError(f"{path}: not a JSON schedule ({error})") from None
+        if isinstance(data, dict):
+            if "times" not in data:
+                raise RepaintError(f'{path}: expected a JSON list of levels or {{"times": [...]}}')
+            data = data["times"]
+        return cls(data, where=str(path))
+
+    @property
+    def t_T(self) -> int:
+        return self.levels[0] + 1
+
+    def params(self) -> dict[str, list[int]]:
+        return {"times": list(self.levels)}
+
+    def times(self) -> list[int]:
+        return list(self.levels)
+
+    def counts(self, limit: int = MAX_EVALUATIONS) -> tuple[int, int]:
+        reverse = sum(1 for a, b in itertools.pairwise(self.levels) if b < a)
+        if reverse > limit:
+            raise RepaintError(
+                f"{self.where}: {reverse:,} model evaluations per image, more than {limit:,}"
+            )
+        return reverse, len(self.levels) - 1 - reverse
+
+    def pairs(self) -> list[tuple[int, int]]:
+        return list(itertools.pairwise(self.levels))
+
+    @property
+    def reverse_steps(self) -> int:
+        return self.counts()[0]
+
+    @property
+    def forward_steps(self) -> int:
+        return self.counts()[1]
+
+    def summary(self) -> str:
+        reverse, forward = self.counts()
+        jumps = sum(
+            1
+            for a, b, c in zip(self.levels, self.levels[1:], self.levels[2:], strict=False)
+            if b < a and c > b
+        )
+        lines = [
+            f"{reverse} model evaluations per image "
+            f"({self.t_T} denoising levels, {reverse - self.t_T} of them repeated by resampling)",
+            f"{forward} forward (re-noising) steps, {reverse + forward} transitions in all",
+            f"a time list from {self.where}: {jumps} jump(s) back up the chain",
+        ]
+        return "\n".join(lines)
+
+
+Schedule = JumpSchedule | TimeList
+
+
+def time_list(schedule: Schedule | Sequence[int]) -> list[int]:
+    """The levels of a schedule object, or of a list already built."""
+    return schedule.times() if isinstance(schedule, JumpSchedule | TimeList) else list(schedule)

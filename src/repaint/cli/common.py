@@ -6,7 +6,8 @@ import argparse
 from dataclasses import fields
 
 from repaint.choices import DEVICES
-from repaint.schedule import NEVER, JumpSchedule
+from repaint.errors import RepaintError
+from repaint.schedule import NEVER, JumpSchedule, TimeList
 
 SCHEDULE_HELP = {
     "t_T": "number of denoising levels (the model is respaced to this many steps)",
@@ -40,6 +41,12 @@ def add_schedule_arguments(parser: argparse.ArgumentParser, *, over_preset: bool
             metavar="N",
             help=help_text if over_preset else f"{help_text} (default: {shown})",
         )
+    group.add_argument(
+        "--schedule-file",
+        metavar="FILE.json",
+        help="the whole time list instead: a JSON list of levels from t_T-1 down to -1 in steps "
+        'of one (or the {"times": [...]} that `repaint schedule --json` prints)',
+    )
 
 
 def schedule_overrides(args: argparse.Namespace) -> dict[str, int]:
@@ -49,6 +56,19 @@ def schedule_overrides(args: argparse.Namespace) -> dict[str, int]:
         for field in fields(JumpSchedule)
         if getattr(args, field.name) is not None
     }
+
+
+def schedule_from_args(args: argparse.Namespace) -> dict | None:
+    """The schedule flags given, or the time list of `--schedule-file` (not both)."""
+    overrides = schedule_overrides(args)
+    if not args.schedule_file:
+        return overrides or None
+    if overrides:
+        given = ", ".join("--" + name.replace("_", "-") for name in overrides)
+        raise RepaintError(
+            f"--schedule-file: a time list replaces the whole schedule; drop {given}"
+        )
+    return TimeList.from_file(args.schedule_file).params()
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser) -> None:

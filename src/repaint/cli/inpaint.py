@@ -17,11 +17,12 @@ from repaint.cli.common import (
     add_schedule_arguments,
     add_speed_arguments,
     required,
-    schedule_overrides,
+    schedule_from_args,
 )
 from repaint.errors import RepaintError
 from repaint.presets import DEFAULT_PRESET, PRESETS, describe_presets
 from repaint.request import InpaintRequest
+from repaint.schedule import TimeList
 
 if TYPE_CHECKING:
     from repaint.distributed import Context
@@ -80,6 +81,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     branching.add_argument(
         "--branch-jump-n-sample", type=int, metavar="N", help="the branches' jump count"
+    )
+    branching.add_argument(
+        "--branch-schedule-file",
+        metavar="FILE.json",
+        help="the branches' own time list (same t_T; they take it from where it first "
+        "reaches --branch-at)",
     )
     parser.add_argument("--seed", type=int, help="run seed (default: a fresh one, recorded)")
     parser.add_argument(
@@ -141,7 +148,7 @@ def request_from_args(args: argparse.Namespace) -> InpaintRequest:
     """The flags as one checked request."""
     return InpaintRequest(
         preset=args.preset,
-        schedule=schedule_overrides(args) or None,
+        schedule=schedule_from_args(args),
         eta=args.eta,
         num_samples=args.num_samples,
         seed=args.seed,
@@ -159,16 +166,20 @@ def request_from_args(args: argparse.Namespace) -> InpaintRequest:
         channels_last=args.channels_last,
         batch_size=args.batch_size,
         branch_at=args.branch_at,
-        branch_schedule={
-            key: value
-            for key, value in (
-                ("jump_length", args.branch_jump_length),
-                ("jump_n_sample", args.branch_jump_n_sample),
-            )
-            if value is not None
-        }
-        or None,
+        branch_schedule=_branch_schedule(args),
     )
+
+
+def _branch_schedule(args: argparse.Namespace) -> dict | None:
+    if args.branch_schedule_file:
+        if args.branch_jump_length is not None or args.branch_jump_n_sample is not None:
+            raise RepaintError(
+                "--branch-schedule-file: a time list replaces the branches' whole schedule; "
+                "drop --branch-jump-length/--branch-jump-n-sample"
+            )
+        return TimeList.from_file(args.branch_schedule_file).params()
+    given = {"jump_length": args.branch_jump_length, "jump_n_sample": args.branch_jump_n_sample}
+    return {key: value for key, value in given.items() if value is not None} or None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from repaint.cli.common import add_schedule_arguments, schedule_overrides
+from repaint.cli.common import add_schedule_arguments, schedule_from_args
+from repaint.errors import RepaintError
 from repaint.presets import PRESETS, get_preset
-from repaint.schedule import JumpSchedule
+from repaint.schedule import JumpSchedule, Schedule, TimeList
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "schedule",
         help="print the jump schedule and its cost",
         description="Show RePaint's time schedule: a preset's, or the reference's defaults "
-        "(the paper's schedule), with any flag given on top.",
+        "(the paper's schedule), with any flag given on top, or a time list from a file.",
     )
     parser.add_argument(
         "--preset", choices=PRESETS, help="start from this preset (default: the paper's values)"
@@ -33,8 +34,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    base = get_preset(args.preset).schedule if args.preset else JumpSchedule()
-    schedule = JumpSchedule.from_params({**base.params(), **schedule_overrides(args)})
+    given = schedule_from_args(args) or {}
+    if "times" in given:
+        if args.preset:
+            raise RepaintError("--schedule-file: replaces the preset's schedule; drop --preset")
+        schedule: Schedule = TimeList(given["times"], where=args.schedule_file)
+    else:
+        base = get_preset(args.preset).schedule if args.preset else JumpSchedule()
+        schedule = JumpSchedule.from_params({**base.params(), **given})
     if args.plot:
         from repaint.outputs import plot_schedule
 
