@@ -176,3 +176,12 @@ def test_branching_and_class_labels_are_refused_in_one_line(inpainter):
         inpainter(photo(), hole(), num_samples=2, branch_at=3, schedule={"t_T": 4})
     with pytest.raises(RepaintError, match="--fit crop"):
         inpainter(photo(), hole(), fit="crop", schedule={"t_T": 4})
+
+
+def test_a_latent_model_extends_the_whole_canvas_at_once(inpainter):
+    image = photo()
+    result = inpainter(image, None, schedule=SHORT, prompt="a cat", seed=3, extend=(8, 0, 8, 8))
+    out = np.asarray(result.image)
+    assert out.shape == (HEIGHT + 8, WIDTH + 16, 3)
+    assert np.array_equal(out[:HEIGHT, 8 : 8 + WIDTH], image)
+    assert (out[:, :8] != out[:, 8:9]).any()  # the new columns are generated, not the edge

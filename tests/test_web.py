@@ -264,3 +264,23 @@ def test_shutdown_cancels_the_run_and_stops_the_worker():
         wait(c, long["id"], states=("running",))
     runner = app.state.runner
     assert not runner.thread.is_alive() and runner.jobs[long["id"]].state == "cancelled"
+
+
+def test_extend_a_texture_with_a_model_from_the_page_list(client):
+    """The page's model list offers `digits`; extending a 32 px tile to 96x64 with it
+    keeps the tile bit for bit, and the sidecar records the extension."""
+    model = client.get("/api/config").json()["models"][0]
+    image, _ = inputs()
+    nothing_painted = np.zeros((32, 32), dtype=np.uint8)
+    job = submit(client, image, nothing_painted, model=model, extend=[32, 16, 32, 16]).json()
+    status = wait(client, job["id"])
+    assert status["state"] == "done" and status["step"] == status["total"]
+    result = np.asarray(
+        Image.open(io.BytesIO(client.get(f"/api/jobs/{job['id']}/results/0.png").content))
+    )
+    assert result.shape == (64, 96, 3) and np.array_equal(result[16:48, 32:64], image)
+    sidecar = client.get(f"/api/jobs/{job['id']}/results/0.json").json()
+    assert sidecar["options"]["extend"] == [32, 16, 32, 16] and sidecar["fit"] == "extend"
+    refused = submit(client, image, nothing_painted, extend=[1, 2]).json()
+    assert "--extend: expected LEFT,TOP,RIGHT,BOTTOM" in refused["error"]
+    assert "paint the area" in submit(client, image, nothing_painted).json()["error"]

@@ -26,9 +26,9 @@ from PIL import Image
 from repaint.choices import MASK_MODES, flip_hint
 from repaint.device import new_seed
 from repaint.errors import RepaintError, RepaintWarning
-from repaint.io import ImageSource, load_rgb, to_uint8
+from repaint.io import ImageSource, check_pixels, load_rgb, to_uint8
 from repaint.masks import check_mask, fill_fraction, load_mask
-from repaint.regions import Window
+from repaint.regions import Window, extend_canvas
 from repaint.request import InpaintRequest
 from repaint.sampler import Step
 
@@ -145,7 +145,7 @@ class Inpainter(ABC):
     def __call__(
         self,
         image: ImageSource,
-        mask_image: ImageSource,
+        mask_image: ImageSource | None,
         request: InpaintRequest | None = None,
         *,
         generator: torch.Generator | None = None,
@@ -174,10 +174,18 @@ class Inpainter(ABC):
         request = request.with_seed(_run_seed(request, generator))
         rgb = load_rgb(image, name)
         mask_name = str(mask_image) if isinstance(mask_image, (str, Path)) else f"mask of {name}"
-        keep = load_mask(
-            mask_image, mode=request.mask_mode, size=(rgb.shape[1], rgb.shape[0]), name=mask_name
-        )
-        warn_about_mask(keep, request.mask_mode, mask_name)
+        if mask_image is None:
+            if request.extend is None:
+                raise RepaintError("mask_image: a mask is needed, unless extend= grows the image")
+            keep = np.ones(rgb.shape[:2], dtype=bool)
+        else:
+            size = (rgb.shape[1], rgb.shape[0])
+            keep = load_mask(mask_image, mode=request.mask_mode, size=size, name=mask_name)
+            if request.extend is None or not keep.all():  # a keep-all mask suits extending
+                warn_about_mask(keep, request.mask_mode, mask_name)
+        if request.extend is not None:
+            rgb, keep = extend_canvas(rgb, keep, request.extend)
+            check_pixels(rgb.shape[1], rgb.shape[0], f"{name} extended by {request.extend}")
         self.check_image(rgb, name)
         if keep.all():  # nothing to do: the output is the input
             images = [Image.fromarray(rgb) for _ in range(request.num_samples)]

@@ -29,6 +29,7 @@ from repaint.io import INPUT_EXTENSIONS, atomic_output, list_images, load_rgb, w
 from repaint.masks import load_mask
 from repaint.outputs import comparison_grid, save_animation
 from repaint.pixel import centre_crop
+from repaint.regions import extend_canvas
 from repaint.request import InpaintRequest
 from repaint.sampler import branch_costs
 from repaint.schedule import Schedule
@@ -42,16 +43,17 @@ FAILURES = "failures.jsonl"
 class Job:
     name: str  # the image's file stem: output names and per-sample seeds derive from it
     image: Path
-    mask: Path
+    mask: Path | None  # None: keep every pixel (an image only extended)
 
 
-def pair_inputs(image_arg: str | Path, mask_arg: str | Path) -> list[Job]:
+def pair_inputs(image_arg: str | Path, mask_arg: str | Path | None) -> list[Job]:
     """Images and masks: file and file, folder and folder (masks matched by file stem), or
-    a folder of images and one mask file for all of them."""
-    image_arg, mask_arg = Path(image_arg), Path(mask_arg)
+    a folder of images and one mask file for all of them; no mask: images alone."""
+    image_arg = Path(image_arg)
+    mask_arg = None if mask_arg is None else Path(mask_arg)
     if not image_arg.exists():
         raise RepaintError(f"{image_arg}: no such image file or folder")
-    if not mask_arg.exists():
+    if mask_arg is not None and not mask_arg.exists():
         raise RepaintError(f"{mask_arg}: no such mask file or folder")
     images = _list_inputs(image_arg) if image_arg.is_dir() else [image_arg]
     if not images:
@@ -65,7 +67,7 @@ def pair_inputs(image_arg: str | Path, mask_arg: str | Path) -> list[Job]:
                 "outputs are named by file stem, so rename one"
             )
         stems[image.stem] = image
-    if mask_arg.is_file():
+    if mask_arg is None or mask_arg.is_file():
         return [Job(image.stem, image, mask_arg) for image in images]
     masks = {mask.stem: mask for mask in _list_inputs(mask_arg)}
     missing = [image for image in images if image.stem not in masks]
@@ -126,7 +128,9 @@ def check_inputs(jobs: list[Job], mask_mode: str) -> None:
     """Decode every image and mask before any model work, so bad input fails up front."""
     for job in jobs:
         rgb = load_rgb(job.image)
-        load_mask(job.mask, mode=mask_mode, size=(rgb.shape[1], rgb.shape[0]), name=str(job.mask))
+        if job.mask is not None:
+            size = (rgb.shape[1], rgb.shape[0])
+            load_mask(job.mask, mode=mask_mode, size=size, name=str(job.mask))
 
 
 def run_jobs(
@@ -252,7 +256,7 @@ def record_failure(out_dir: Path, job: Job, error: str) -> None:
         {
             "name": job.name,
             "image": str(job.image),
-            "mask": str(job.mask),
+            "mask": None if job.mask is None else str(job.mask),
             "error": error,
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
@@ -285,7 +289,10 @@ def _write_job(
             sample=sample,
             name=job.name,
             output=path.name,
-            inputs={"input": str(job.image.resolve()), "mask": str(job.mask.resolve())},
+            inputs={
+                "input": str(job.image.resolve()),
+                "mask": None if job.mask is None else str(job.mask.resolve()),
+            },
             device=device,
         )
         _write_pair(np.asarray(image), path, sidecar)
@@ -316,9 +323,14 @@ def _write_grid(job: Job, result: InpaintResult, out_dir: Path) -> Path:
     for fit=crop, so the grid matches the result)."""
     original = load_rgb(job.image)
     size = (original.shape[1], original.shape[0])
-    keep = load_mask(job.mask, mode=result.request.mask_mode, size=size)
+    if job.mask is None:
+        keep = np.ones(original.shape[:2], dtype=bool)
+    else:
+        keep = load_mask(job.mask, mode=result.request.mask_mode, size=size)
     if result.fit == "crop":
         original, keep = centre_crop(original, keep, result.images[0].height)
+    if result.request.extend is not None:
+        original, keep = extend_canvas(original, keep, result.request.extend)
     masked = np.where(keep[..., None], original, np.uint8(128))
     panels = [Image.fromarray(original), Image.fromarray(masked), *result.images]
     labels = ["input", "masked", *[f"sample {k}" for k in range(len(result.images))]]

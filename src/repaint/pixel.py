@@ -28,7 +28,14 @@ from repaint.inpainter import Hooks, Inpainter, InpaintResult, Plan, frame, time
 from repaint.io import center_crop_resize, from_uint8
 from repaint.masks import grow_fill
 from repaint.prior import Prior, draw_labels
-from repaint.regions import choose_fit, extract, feather, paste, plan_windows
+from repaint.regions import (
+    choose_fit,
+    extract,
+    feather,
+    paste,
+    plan_extension,
+    plan_windows,
+)
 from repaint.request import InpaintRequest
 from repaint.sampler import (
     SamplerState,
@@ -113,6 +120,8 @@ class PixelInpainter(Inpainter):
     ) -> InpaintResult:
         size = self.image_size
         keep = grow_fill(keep, request.grow)
+        if request.extend is not None:
+            return self._inpaint_in_order(rgb, ~keep, request, hooks)
         fit = choose_fit(request.fit, *rgb.shape[:2], size)
         if fit == "crop":
             rgb, keep = centre_crop(rgb, keep, size)
@@ -181,6 +190,61 @@ class PixelInpainter(Inpainter):
             windows=windows,
             model_evaluations=len(windows) * shared_cost + len(items) * branch_cost,
             network_calls=len(shared_batches) * shared_cost + len(batches) * branch_cost,
+            frames=frames if hooks.record_every else [],
+        )
+
+    def _inpaint_in_order(
+        self, rgb: np.ndarray, fill: np.ndarray, request: InpaintRequest, hooks: Hooks
+    ) -> InpaintResult:
+        """Extension: windows of the model's size one after another (`plan_extension`),
+        each seeing what the windows before it generated as known; the samples of a window
+        share batches. Known pixels are never written."""
+        size, samples = self.image_size, request.num_samples
+        windows = plan_extension(fill, size)
+        budget = request.batch_size or max(1, BATCH_PIXELS // (size * size))
+        per_window = -(-samples // budget)
+        evaluations = request.jump_schedule.reverse_steps
+        if hooks.on_plan is not None:
+            plan = self._plan(request, 1, (0, evaluations), 0, budget)  # timed at one window
+            batches = len(windows) * per_window
+            hooks.on_plan(dataclasses.replace(plan, windows=len(windows), batches=batches))
+        frames: list[list[np.ndarray]] = [[] for _ in range(samples)]
+        canvases = [rgb.copy() for _ in range(samples)]
+        pending = fill.copy()
+        batch_number = 0
+
+        def on_step(step: Step, chunk: list[_Item]) -> None:
+            if hooks.records(step):
+                for row, item in enumerate(chunk):
+                    frames[item.sample].append(frame(step, row))
+            hooks.progress(step, batch_number, len(windows) * per_window)
+
+        for w, window in enumerate(windows):
+            pending_t = torch.from_numpy(pending)
+            alpha = feather(pending_t, request.mask_blur or 0)
+            items = [
+                _Item(
+                    k,
+                    w,
+                    *extract(from_uint8(canvases[k]), pending_t, window, size),
+                    derive_seed(request.seed, hooks.name, k, w),
+                )
+                for k in range(samples)
+            ]
+            for chunk in _chunks(items, budget):
+                result, _ = self._sample(chunk, request, request.jump_schedule, on_step, None)
+                for item, sample in zip(chunk, result.float().cpu(), strict=True):
+                    paste(canvases[item.sample], pending, alpha, window, sample)
+                batch_number += 1
+            rows, cols, _, _ = window.clip(*pending.shape)
+            pending[rows, cols] = False
+        return InpaintResult(
+            images=[Image.fromarray(canvas) for canvas in canvases],
+            request=request,
+            fit="extend",
+            windows=windows,
+            model_evaluations=len(windows) * samples * evaluations,
+            network_calls=len(windows) * per_window * evaluations,
             frames=frames if hooks.record_every else [],
         )
 

@@ -12,7 +12,7 @@ This module imports no torch, so argument errors and `--help` stay fast.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -24,6 +24,7 @@ from repaint.schedule import JumpSchedule, Schedule, TimeList
 
 MAX_SEED = 2**63 - 1
 MAX_SAMPLES = 10_000  # per image: beyond this a typo, not a plan
+MAX_EXTEND = 16_384  # pixels per side; the canvas is also held to $REPAINT_MAX_PIXELS
 
 
 def flag(name: str) -> str:
@@ -45,6 +46,7 @@ class InpaintRequest:
     fit: str = "auto"  # see repaint.regions
     mask_blur: int | None = None  # feathered edge in pixels; None: the model family's default
     context: float = 0.5  # region mode: context around a hole, as a share of its size
+    extend: tuple[int, int, int, int] | None = None  # pixels added (left, top, right, bottom)
     prompt: str | None = None  # text-conditioned (Stable Diffusion) models only
     negative_prompt: str = ""
     guidance_scale: float | None = None  # classifier-free guidance; None: 7.5
@@ -70,6 +72,17 @@ class InpaintRequest:
         if self.mask_blur is not None:
             _integer("mask_blur", self.mask_blur, 0)
         self._set("context", _number("context", self.context, 0.0))
+        if self.extend is not None:
+            self._set("extend", _sides(self.extend))
+            if self.fit != "auto":
+                raise RepaintError(
+                    "--extend: it plans its own windows at the model's size; drop --fit"
+                )
+            if self.branch_at is not None:
+                raise RepaintError(
+                    "--extend: its windows depend on each other, so runs cannot branch; drop "
+                    "--branch-at"
+                )
         for name in ("prompt", "negative_prompt"):
             value = getattr(self, name)
             if not (isinstance(value, str) or (value is None and name == "prompt")):
@@ -250,6 +263,22 @@ def _time_list(given: Mapping[str, Any], option: str) -> TimeList:
     if listed.t_T < 2:
         raise RepaintError(f"{option}: at least 2 denoising levels are needed, e.g. [1, 0, -1]")
     return listed
+
+
+def _sides(value: Any) -> tuple[int, int, int, int]:
+    """LEFT,TOP,RIGHT,BOTTOM pixels (one number: every side), not all zero."""
+    sides = [value] * 4 if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(sides, str | bytes) or not isinstance(sides, Sequence) or len(sides) != 4:
+        raise RepaintError(f"--extend: expected LEFT,TOP,RIGHT,BOTTOM in pixels, got {value!r}")
+    for side in sides:
+        if isinstance(side, bool) or not isinstance(side, int) or not 0 <= side <= MAX_EXTEND:
+            raise RepaintError(
+                f"--extend: each side must be a whole number of pixels in [0, {MAX_EXTEND}], "
+                f"got {value!r}"
+            )
+    if not any(sides):
+        raise RepaintError("--extend: all four sides are 0; give the pixels to add")
+    return (sides[0], sides[1], sides[2], sides[3])
 
 
 def _eta(value: Any) -> float | str:

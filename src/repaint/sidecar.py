@@ -41,7 +41,7 @@ def make_sidecar(
     sample: int,
     name: str,
     output: str,
-    inputs: dict[str, str],
+    inputs: dict[str, str | None],
     device: str,
 ) -> dict[str, Any]:
     """Everything that decided one output: inputs, model, schedule, sampler, seed, options."""
@@ -74,7 +74,7 @@ class Sidecar:
     path: Path
     name: str
     image: Path
-    mask: Path
+    mask: Path | None
     sample: int
     model: dict[str, Any]
     request: InpaintRequest
@@ -93,7 +93,7 @@ def read_sidecar(path: str | Path) -> Sidecar:
         raise RepaintError(f"{path}: a sidecar is a JSON object")
     for key, kind in (
         ("input", str),
-        ("mask", str),
+        ("mask", (str, type(None))),
         ("name", str),
         ("sample", int),
         ("model", dict),
@@ -115,7 +115,7 @@ def read_sidecar(path: str | Path) -> Sidecar:
         path=path,
         name=data["name"],
         image=Path(data["input"]),
-        mask=Path(data["mask"]),
+        mask=None if data["mask"] is None else Path(data["mask"]),
         sample=data["sample"],
         model=data["model"],
         request=request,

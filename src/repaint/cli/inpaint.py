@@ -40,7 +40,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     needed = required(parser)
     needed.add_argument("image", nargs="?", help="an image file or a folder of images (required)")
-    needed.add_argument("--mask", help="a mask file or a folder of masks (required)")
+    needed.add_argument(
+        "--mask", help="a mask file or a folder of masks (required, unless --extend)"
+    )
     needed.add_argument(
         "--out", type=Path, metavar="DIR", help="output folder (required, also with --from-sidecar)"
     )
@@ -138,6 +140,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--save-progress", action="store_true", help="write a GIF (and MP4) of the denoising"
     )
+    parser.add_argument(
+        "--extend",
+        metavar="LEFT,TOP,RIGHT,BOTTOM",
+        type=_sides,
+        help="grow the canvas by these pixels (one number: every side) and fill the new area "
+        "(outpainting, textures), window by window at the model's size; the original pixels "
+        "stay exact",
+    )
     parser.add_argument("--grid", action="store_true", help="write input | masked | samples")
     parser.add_argument("--from-sidecar", metavar="FILE.json", help="redo a recorded output")
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
@@ -156,6 +166,7 @@ def request_from_args(args: argparse.Namespace) -> InpaintRequest:
         grow=args.grow,
         fit=args.fit,
         mask_blur=args.mask_blur,
+        extend=args.extend,
         prompt=args.prompt,
         negative_prompt=args.negative_prompt,
         guidance_scale=args.guidance_scale,
@@ -168,6 +179,17 @@ def request_from_args(args: argparse.Namespace) -> InpaintRequest:
         branch_at=args.branch_at,
         branch_schedule=_branch_schedule(args),
     )
+
+
+def _sides(text: str) -> tuple[int, ...] | int:
+    """`--extend 16` or `--extend 32,0,32,0`; the request checks the values."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected LEFT,TOP,RIGHT,BOTTOM in pixels (or one number), got {text!r}"
+        ) from None
+    return values[0] if len(values) == 1 else values
 
 
 def _branch_schedule(args: argparse.Namespace) -> dict | None:
@@ -184,8 +206,10 @@ def _branch_schedule(args: argparse.Namespace) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     if not args.from_sidecar:  # refuse bad flags before torch is even imported
-        if not args.image or not args.mask:
-            raise RepaintError("inpaint needs IMAGE and --mask (or --from-sidecar FILE.json)")
+        if not args.image or (not args.mask and args.extend is None):
+            raise RepaintError(
+                "inpaint needs IMAGE and --mask (or --extend, or --from-sidecar FILE.json)"
+            )
         request_from_args(args)
 
     from repaint.distributed import Context

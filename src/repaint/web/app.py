@@ -51,6 +51,7 @@ class FormOptions(BaseModel):
     eta: float | str | None = None
     seed: int | None = None
     num_samples: int = Field(default=1, ge=1, le=MAX_SAMPLES)
+    extend: list[int] | int | None = None  # pixels (left, top, right, bottom) to add
 
     @field_validator("seed", mode="before")
     @classmethod
@@ -210,8 +211,8 @@ def create_app(
             size=(rgb.shape[1], rgb.shape[0]),
             name="mask",
         )
-        if keep.all():
-            raise RepaintError("the mask is empty: paint the area to fill first")
+        if keep.all() and request.extend is None:
+            raise RepaintError("the mask is empty: paint the area to fill first, or extend")
         job = WebJob(uuid.uuid4().hex[:12], rgb, keep, name, request)
         job.total = request.jump_schedule.reverse_steps
         return job
