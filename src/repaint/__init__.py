@@ -25,6 +25,7 @@ _EXPORTS = {
     "RepaintError": "repaint.errors",
     "RepaintWarning": "repaint.errors",
     "Step": "repaint.sampler",
+    "TimeList": "repaint.schedule",
     "classifier_guidance": "repaint.sampler",
     "create_prior": "repaint.prior",
     "example": "repaint.api",

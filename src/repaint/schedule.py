@@ -21,8 +21,34 @@ NEVER = 100_000_000  # the reference's "resampling from the start" sentinel
 MAX_EVALUATIONS = 1_000_000  # per image: hours of a 256 px UNet on a GPU
 
 
+class _Costs:
+    """What both kinds of schedule derive from their `times()`, `counts()` and `t_T`."""
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """Consecutive (t, next t) transitions: reverse when next < t, forward otherwise."""
+        return list(itertools.pairwise(self.times()))  # type: ignore[attr-defined]
+
+    @property
+    def reverse_steps(self) -> int:
+        """Model evaluations per image."""
+        return self.counts()[0]  # type: ignore[attr-defined]
+
+    @property
+    def forward_steps(self) -> int:
+        return self.counts()[1]  # type: ignore[attr-defined]
+
+    def _cost_lines(self) -> list[str]:
+        reverse, forward = self.counts()  # type: ignore[attr-defined]
+        t_T = self.t_T  # type: ignore[attr-defined]
+        return [
+            f"{reverse} model evaluations per image "
+            f"({t_T} denoising levels, {reverse - t_T} of them repeated by resampling)",
+            f"{forward} forward (re-noising) steps, {reverse + forward} transitions in all",
+        ]
+
+
 @dataclass(frozen=True)
-class JumpSchedule:
+class JumpSchedule(_Costs):
     """RePaint's resampling schedule (reference names and defaults).
 
     `jump_length` forward steps are taken every `jump_length` reverse steps, and each such
@@ -174,28 +200,10 @@ class JumpSchedule:
             "per image; lower t_T, the jump counts or n_sample"
         )
 
-    def pairs(self) -> list[tuple[int, int]]:
-        """Consecutive (t, next t) transitions: reverse when next < t, forward otherwise."""
-        times = self.times()
-        return list(itertools.pairwise(times))
-
-    @property
-    def reverse_steps(self) -> int:
-        """Model evaluations per image."""
-        return self.counts()[0]
-
-    @property
-    def forward_steps(self) -> int:
-        return self.counts()[1]
-
     def summary(self) -> str:
         """A short human description: cost first, then the shape of the schedule."""
-        reverse, forward = self.reverse_steps, self.forward_steps
-        lines = [
-            f"{reverse} model evaluations per image "
-            f"({self.t_T} denoising levels, {reverse - self.t_T} of them repeated by resampling)",
-            f"{forward} forward (re-noising) steps, {reverse + forward} transitions in all",
-        ]
+        reverse = self.reverse_steps
+        lines = self._cost_lines()
         if self.jump_n_sample > 1 and self.jump_length < self.t_T:
             lines.append(
                 f"every {self.jump_length} steps: jump back {self.jump_length} levels, "
@@ -219,7 +227,7 @@ class JumpSchedule:
 
 
 @dataclass(frozen=True)
-class TimeList:
+class TimeList(_Costs):
     """A schedule given as its time list (from a file, or edited from `repaint schedule
     --json`), for shapes the jump parameters cannot express. Validated as the reference's
     lists are shaped: it starts at its highest level t_T - 1, moves by one level at a time,
@@ -296,30 +304,13 @@ class TimeList:
             )
         return reverse, len(self.levels) - 1 - reverse
 
-    def pairs(self) -> list[tuple[int, int]]:
-        return list(itertools.pairwise(self.levels))
-
-    @property
-    def reverse_steps(self) -> int:
-        return self.counts()[0]
-
-    @property
-    def forward_steps(self) -> int:
-        return self.counts()[1]
-
     def summary(self) -> str:
-        reverse, forward = self.counts()
         jumps = sum(
             1
             for a, b, c in zip(self.levels, self.levels[1:], self.levels[2:], strict=False)
             if b < a and c > b
         )
-        lines = [
-            f"{reverse} model evaluations per image "
-            f"({self.t_T} denoising levels, {reverse - self.t_T} of them repeated by resampling)",
-            f"{forward} forward (re-noising) steps, {reverse + forward} transitions in all",
-            f"a time list from {self.where}: {jumps} jump(s) back up the chain",
-        ]
+        lines = [*self._cost_lines(), f"a time list from {self.where}: {jumps} jump(s) back up"]
         return "\n".join(lines)
 
 
