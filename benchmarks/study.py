@@ -412,6 +412,20 @@ def render_plots(report: dict[str, Any], out: Path) -> list[Path]:
     from matplotlib.figure import Figure
 
     results, written = report["results"], []
+    if "size" in results:
+        figure = Figure(figsize=(6, 3.5))
+        axes = figure.subplots()
+        rows = results["size"]
+        axes.scatter([r["gflop"] for r in rows], [r["seconds"] for r in rows])
+        for row in rows:
+            axes.annotate(row["architecture"], (row["gflop"], row["seconds"]), fontsize=7)
+        axes.set_xscale("log")
+        axes.set_yscale("log")
+        axes.set_xlabel("GFLOP per model evaluation")
+        axes.set_ylabel("seconds per evaluation (batch 1)")
+        axes.set_title("time follows FLOPs on this CPU", fontsize=9)
+        figure.tight_layout()
+        written.append(_save(figure, out / "study_size.png"))
     series = [(key, results[key]) for key in ("t_T", "resampling", "early-late") if key in results]
     if series:
         figure = Figure(figsize=(10, 4))
@@ -466,7 +480,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=3, help="timings per architecture")
+    parser.add_argument(
+        "--from-json", type=Path, help="only redraw the tables and figures of this study.json"
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        report = json.loads(args.from_json.read_text())
+        return _write(report, args.out, write_json=False)
     chosen = [name for name in args.experiments.split(",") if name]
     unknown = sorted(set(chosen) - set(EXPERIMENTS))
     if unknown:
@@ -515,14 +535,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RepaintError as error:
         print(f"study: {error}", file=sys.stderr)
         return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.out / "study.json", "w") as handle:
-        json.dump(report, handle, indent=2)
-    with atomic_output(args.out / "study_tables.md", "w") as handle:
+    return _write(report, args.out, write_json=True)
+
+
+def _write(report: dict[str, Any], out: Path, *, write_json: bool) -> int:
+    out.mkdir(parents=True, exist_ok=True)
+    if write_json:
+        with atomic_output(out / "study.json", "w") as handle:
+            json.dump(report, handle, indent=2)
+    with atomic_output(out / "study_tables.md", "w") as handle:
         handle.write(render_tables(report))
-    for path in render_plots(report, args.out):
+    for path in render_plots(report, out):
         log(f"wrote {path}")
-    log(f"wrote {args.out / 'study.json'} and {args.out / 'study_tables.md'}")
+    log(f"wrote {out / 'study_tables.md'}")
     return 0
 
 

@@ -42,4 +42,7 @@ def test_the_texture_experiment_writes_its_tables_and_figure(tmp_path):
     assert all(case["original_exact"] for case in cases)
     assert (tmp_path / "study_texture.png").read_bytes().startswith(b"\x89PNG")
     assert "## Texture extension" in (tmp_path / "study_tables.md").read_text()
+    (tmp_path / "study_tables.md").unlink()
+    redrawn = ["--from-json", str(tmp_path / "study.json"), "--out", str(tmp_path)]
+    assert study.main(redrawn) == 0 and (tmp_path / "study_tables.md").exists()
     assert study.main(["--experiments", "nonsense", "--out", str(tmp_path)]) == 2
