@@ -168,5 +168,5 @@ def test_without_the_extra_the_message_names_it(pixel_model, monkeypatch, capsys
     args = ["inpaint", tmp_path / "a.png", "--mask", tmp_path / "m.png", "--model", folder]
     assert main([str(arg) for arg in [*args, "--out", tmp_path / "out"]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "pip install 'repaint[diffusers]'" in err[0]
+    assert len(err) == 1 and "pip install 'repaint-diffusion[diffusers]'" in err[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

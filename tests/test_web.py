@@ -128,7 +128,7 @@ def test_serve_without_the_extra_names_it(monkeypatch, capsys):
 
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     assert main(["serve", "--port", "1"]) == 2
-    assert "pip install 'repaint[web]'" in capsys.readouterr().err
+    assert "pip install 'repaint-diffusion[web]'" in capsys.readouterr().err
 
 
 # ---- the failure contract ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from PIL import Image
 
 from repaint.errors import RepaintError, RepaintWarning
 from repaint.io import INPUT_EXTENSIONS, center_crop_resize, open_image, pil_to_rgb
+from repaint.version import install_hint
 
 BUILTIN = ("digits",)
 TEST_EVERY = 6
@@ -27,7 +28,7 @@ def load_digits(split: str = "train", size: int = 32) -> tuple[np.ndarray, np.nd
         from sklearn.datasets import load_digits as sklearn_digits
     except ImportError:
         raise RepaintError(
-            "the digits dataset needs scikit-learn: pip install 'repaint[train]'"
+            f"the digits dataset needs scikit-learn: {install_hint('train')}"
         ) from None
     if split not in ("train", "test", "all"):
         raise RepaintError(f"digits split must be train, test or all, got {split!r}")

@@ -31,6 +31,7 @@ from repaint.prior import diffusion_from_config
 from repaint.regions import Window, feather, paste
 from repaint.request import InpaintRequest
 from repaint.sampler import Step, repaint
+from repaint.version import install_hint
 
 DEFAULT_GUIDANCE = 7.5
 DEFAULT_FEATHER = 4  # pixels of blending inside the hole, over the VAE's seams
@@ -81,7 +82,7 @@ class LatentInpainter(Inpainter):
         except ImportError:
             raise RepaintError(
                 f"{source}: Stable Diffusion models need the optional extra: "
-                "pip install 'repaint[diffusers]'"
+                + install_hint("diffusers")
             ) from None
         root = locate(source)
         config = scheduler_config(root, source)

@@ -1,7 +1,7 @@
 """What people look at: denoising animations, comparison grids and schedule plots.
 
-GIFs need only Pillow. MP4 needs OpenCV (`pip install repaint[video]`) and plots need
-matplotlib (`pip install repaint[plot]`); without them those outputs are skipped or
+GIFs need only Pillow. MP4 needs OpenCV (extra `video`) and plots need
+matplotlib (extra `plot`); without them those outputs are skipped or
 refused with a message saying which extra to install.
 """
 
@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 from repaint.errors import RepaintError
 from repaint.io import atomic_output
 from repaint.schedule import JumpSchedule, Schedule
+from repaint.version import install_hint
 
 MIN_FRAME_HEIGHT = 256  # small models' frames are enlarged (nearest) to stay visible
 
@@ -90,7 +91,7 @@ def plot_schedule(schedule: Schedule, path: Path) -> None:
     try:  # the Figure API draws without pyplot, so no global backend is switched
         from matplotlib.figure import Figure
     except ImportError:
-        raise RepaintError("--plot needs matplotlib: pip install 'repaint[plot]'") from None
+        raise RepaintError(f"--plot needs matplotlib: {install_hint('plot')}") from None
     times = schedule.times()
     figure = Figure(figsize=(10, 4))
     axes = figure.subplots()

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from repaint.errors import RepaintError
+from repaint.version import install_hint
 
-EXTRA = "pip install 'repaint[diffusers]'"
+EXTRA = install_hint("diffusers")
 
 
 def is_diffusers_model(source: str | Path) -> bool:

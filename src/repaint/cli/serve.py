@@ -8,13 +8,14 @@ import warnings
 
 from repaint.cli.common import add_device_argument
 from repaint.errors import RepaintError
+from repaint.version import install_hint
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "serve",
         help="a web app: paint a mask, run, watch, download",
-        description="Serve the browser app (needs: pip install 'repaint[web]'). One run at a "
+        description=f"Serve the browser app (needs: {install_hint('web')}). One run at a "
         "time per device; further runs queue.",
     )
     parser.add_argument("--model", default="digits", help="the model offered first")
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
         from repaint.web.app import create_app
     except ImportError:
-        raise RepaintError("serve needs the optional extra: pip install 'repaint[web]'") from None
+        raise RepaintError(f"serve needs the optional extra: {install_hint('web')}") from None
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         warnings.warn(
             f"--host {args.host}: the app has no authentication; anyone who can reach this "

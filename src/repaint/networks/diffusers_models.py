@@ -17,8 +17,9 @@ from typing import Any
 from torch import Tensor, nn
 
 from repaint.errors import RepaintError
+from repaint.version import install_hint
 
-_EXTRA = "pip install 'repaint[diffusers]'"  # as repaint.checkpoints.hub.EXTRA
+_EXTRA = install_hint("diffusers")
 VARIANCES = {"fixed_small": False, "fixed_small_log": False, "fixed_large": True}
 """diffusers variance types we run: -> whether it is the large (beta_t) one."""
 

@@ -1,1 +1,1 @@
-"""The browser app behind `repaint serve` (optional extra `repaint[web]`)."""
+"""The browser app behind `repaint serve` (optional extra `web`)."""
