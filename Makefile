@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 E2E_STAMP := $(VENV)/.installed-e2e
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: install test test-e2e screenshots lint format demo clean
 
@@ -43,8 +44,15 @@ format: install
 	$(BIN)/python -m ruff format src tests benchmarks scripts e2e
 	$(BIN)/python -m ruff check --fix src tests benchmarks scripts e2e
 
-demo: install
+# The demo needs the core package and scikit-learn (the digits): not the test tools.
+demo: $(DEMO_STAMP)
 	$(BIN)/python scripts/demo.py
+
+$(DEMO_STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train]'
+	touch $(DEMO_STAMP)
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache .ruff_cache

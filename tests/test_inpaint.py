@@ -334,8 +334,11 @@ def test_progress_animation_and_grid(tiny_model, tmp_path):
         )
         == 0
     )
-    gif = Image.open(out / "a_0_progress.gif")
-    assert gif.n_frames > 5 and gif.width == 2 * gif.height  # x_t | predicted x0
+    with Image.open(out / "a_0_progress.gif") as gif:
+        # x_t | predicted x0, under a 16 px strip that names them
+        assert gif.n_frames > 5 and gif.width == 2 * (gif.height - 16)
+        strip = np.asarray(gif.convert("L"))[:16]
+        assert (strip == 255).mean() > 0.8 and (strip < 128).any()  # white, with black text
     grid = Image.open(out / "a_grid.png")
     assert grid.width > 3 * grid.height  # input, masked, 2 samples
 

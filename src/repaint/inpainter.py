@@ -139,6 +139,7 @@ class Inpainter(ABC):
     uses_labels = False  # class-conditional, or guided by a classifier
     fits: tuple[str, ...] = ("auto", "region", "pad", "resize", "crop")
     branches = False  # can samples share the start of a run (--branch-at)
+    frame_labels: tuple[str, ...] = ("x_t", "predicted x0")  # the panels of a recorded frame
     loaded_as: dict[str, Any] = {"dtype": "fp32", "compile": False, "channels_last": False}  # noqa: RUF012
     """The request fields fixed when the model was loaded (set by `load_inpainter`)."""
 

@@ -209,7 +209,9 @@ def run_jobs(
                 for sample, frames in enumerate(result.frames):
                     if only_sample is None or sample == only_sample:
                         stem = output_name(job, sample, request.num_samples)
-                        summary.outputs += save_animation(frames, out_dir / f"{stem}_progress.gif")
+                        summary.outputs += save_animation(
+                            frames, out_dir / f"{stem}_progress.gif", labels=inpainter.frame_labels
+                        )
     summary.seconds = time.perf_counter() - started
     return summary
 

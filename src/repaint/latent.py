@@ -51,6 +51,7 @@ class LatentInpainter(Inpainter):
 
     text_conditioned = True
     fits = ("auto", "region")
+    frame_labels = ("predicted image",)
 
     def __init__(
         self,

@@ -87,7 +87,9 @@ def _load(
     )
     domain = None
     if resolved.spec is not None:
-        domain = Domain(resolved.spec.domain, resolved.spec.photo, f"for photos use {PHOTO_MODELS}")
+        spec = resolved.spec
+        advice = f"for photos use {PHOTO_MODELS}"
+        domain = Domain(spec.domain, spec.photo, advice, greyscale=spec.greyscale)
     return PixelInpainter(
         prior,
         name=resolved.name,

@@ -7,6 +7,7 @@ refused with a message saying which extra to install.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,27 @@ def _enlarge(frame: np.ndarray) -> np.ndarray:
     return frame.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else frame
 
 
-def save_animation(frames: list[np.ndarray], path: Path, fps: int = 12) -> list[Path]:
+def _caption(frame: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """The frame under a white strip naming each of its equal-width panels."""
+    if not labels:
+        return frame
+    width = frame.shape[1]
+    strip = Image.new("RGB", (width, 16), "white")
+    draw = ImageDraw.Draw(strip)
+    for number, label in enumerate(labels):
+        draw.text((number * width // len(labels) + 4, 2), label, fill="black")
+    return np.concatenate([np.asarray(strip), frame])
+
+
+def save_animation(
+    frames: list[np.ndarray], path: Path, fps: int = 12, labels: Sequence[str] = ()
+) -> list[Path]:
     """Write `path` (.gif) from uint8 (H, W, 3) frames, plus an .mp4 beside it when
-    OpenCV is installed; the last frame is held for a second. Returns the written paths."""
+    OpenCV is installed; the last frame is held for a second. `labels` caption the frame's
+    side-by-side panels (e.g. x_t | predicted x0). Returns the written paths."""
     if not frames:
         raise RepaintError(f"{path}: no frames were recorded")
-    enlarged = [_enlarge(frame) for frame in frames]
+    enlarged = [_caption(_enlarge(frame), labels) for frame in frames]
     enlarged += [enlarged[-1]] * fps
     images = [Image.fromarray(frame) for frame in enlarged]
     with atomic_output(path) as handle:

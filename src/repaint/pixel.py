@@ -59,6 +59,7 @@ class Domain:
     description: str  # e.g. "32x32 greyscale handwritten digits"
     photo: bool  # made for colour photos
     advice: str  # what to use instead, and how to get it
+    greyscale: bool = False  # trained on R = G = B images: its fills are made grey
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class PixelInpainter(Inpainter):
                 for row, item in enumerate(chunk):
                     for sample in [item.sample] if item.sample >= 0 else range(samples):
                         if item.window == 0:
-                            frames[sample].append(frame(step, row))
+                            frames[sample].append(self._frame(step, row))
             hooks.progress(step, batch_number, number_of_batches)
 
         starts: dict[int, tuple[Tensor, Tensor | None]] = {}
@@ -179,7 +180,7 @@ class PixelInpainter(Inpainter):
         batches = _chunks(items, budget)
         for chunk in batches:
             result, _ = self._sample(chunk, request, schedule, on_step, None, state)
-            for item, sample in zip(chunk, result.float().cpu(), strict=True):
+            for item, sample in zip(chunk, self._fills(result), strict=True):
                 paste(canvases[item.sample], fill, alpha, windows[item.window], sample)
             batch_number += 1
         shared_cost, branch_cost = costs
@@ -216,7 +217,7 @@ class PixelInpainter(Inpainter):
         def on_step(step: Step, chunk: list[_Item]) -> None:
             if hooks.records(step):
                 for row, item in enumerate(chunk):
-                    frames[item.sample].append(frame(step, row))
+                    frames[item.sample].append(self._frame(step, row))
             hooks.progress(step, batch_number, len(windows) * per_window)
 
         for w, window in enumerate(windows):
@@ -233,7 +234,7 @@ class PixelInpainter(Inpainter):
             ]
             for chunk in _chunks(items, budget):
                 result, _ = self._sample(chunk, request, request.jump_schedule, on_step, None)
-                for item, sample in zip(chunk, result.float().cpu(), strict=True):
+                for item, sample in zip(chunk, self._fills(result), strict=True):
                     paste(canvases[item.sample], pending, alpha, window, sample)
                 batch_number += 1
             rows, cols, _, _ = window.clip(*pending.shape)
@@ -247,6 +248,24 @@ class PixelInpainter(Inpainter):
             network_calls=len(windows) * per_window * evaluations,
             frames=frames if hooks.record_every else [],
         )
+
+    def _frame(self, step: Step, row: int) -> np.ndarray:
+        """An animation frame, grey for a greyscale model as its fills are."""
+        image = frame(step, row)
+        if self.domain is not None and self.domain.greyscale:
+            grey = image.mean(axis=-1, keepdims=True).round().astype(np.uint8)
+            image = np.repeat(grey, 3, axis=-1)
+        return image
+
+    def _fills(self, result: Tensor) -> Tensor:
+        """The batch's samples on the CPU. A greyscale model's three output channels are
+        independent estimates of one grey value: where most of the window is invented
+        (a 94% mask) they drift apart into a colour cast its data never had, so its fills
+        take their mean."""
+        result = result.float().cpu()
+        if self.domain is not None and self.domain.greyscale:
+            result = result.mean(dim=1, keepdim=True).expand_as(result)
+        return result
 
     def _sample(
         self,

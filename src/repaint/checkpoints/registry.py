@@ -42,6 +42,7 @@ class ModelSpec:
     source: str  # homepage
     domain: str  # what it was trained on, e.g. "256x256 face photos (CelebA-HQ)"
     photo: bool  # whether that is photographs (not drawings, digits, ...)
+    greyscale: bool = False  # trained on images with R = G = B
     settings: Mapping[str, Any] = field(default_factory=dict)
     config_file: Path | None = None
     classifier: ModelSpec | None = None  # classifier-guidance network, fetched alongside
@@ -120,6 +121,7 @@ DIGITS = ModelSpec(
     source="docs/digits-model.md",
     domain="32x32 greyscale handwritten digits",
     photo=False,
+    greyscale=True,
     config_file=DIGITS_DIR / "digits.yml",  # the architecture exactly as training recorded it
     local_path=DIGITS_DIR / "digits.safetensors",
 )
