@@ -485,8 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.from_json:
-        report = json.loads(args.from_json.read_text())
-        return _write(report, args.out, write_json=False)
+        try:
+            report = json.loads(args.from_json.read_text())
+            return _write(report, args.out, write_json=False)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            print(f"study: {args.from_json}: not a study.json ({error!r})", file=sys.stderr)
+            return 2
     chosen = [name for name in args.experiments.split(",") if name]
     unknown = sorted(set(chosen) - set(EXPERIMENTS))
     if unknown:

@@ -84,6 +84,9 @@ def world(tmp_path_factory, tiny_model) -> Path:
     (root / "heads0.yml").write_text(yaml.safe_dump({**TINY_CONFIG, "num_heads": 0}))
     (root / "sizestr.yml").write_text(yaml.safe_dump({**TINY_CONFIG, "image_size": "big"}))
     (root / "ckptdir.pt").mkdir()
+    (root / "times_gap.json").write_text("[5, 4, 2, 1, 0, -1]")
+    (root / "times_broken.json").write_text("[5, 4,")
+    (root / "times_short.json").write_text("[2, 1, 0, -1]")
     return root
 
 
@@ -180,6 +183,53 @@ INPAINT_CASES = {
     "branch schedule without a level": (
         lambda w: [*good(w), *tiny(w), "--branch-jump-n-sample", "2"],
         "--branch-at",
+    ),
+    "schedule-file missing": (
+        lambda w: [*good(w), *tiny(w), "--schedule-file", str(w / "no_times.json")],
+        "no_times.json",
+    ),
+    "schedule-file gap": (
+        lambda w: [*good(w), *tiny(w), "--schedule-file", str(w / "times_gap.json")],
+        "times_gap.json: entry 2",
+    ),
+    "schedule-file not json": (
+        lambda w: [*good(w), *tiny(w), "--schedule-file", str(w / "times_broken.json")],
+        "times_broken.json",
+    ),
+    "schedule-file with --t-T": (
+        lambda w: (
+            [*good(w), *tiny(w), "--schedule-file", str(w / "times_short.json"), "--t-T", "4"]
+        ),
+        "--schedule-file",
+    ),
+    "branch-schedule-file of another t_T": (
+        lambda w: (
+            [
+                *good(w),
+                *tiny(w),
+                "--branch-at",
+                "1",
+                "--branches",
+                "2",
+                "--branch-schedule-file",
+                str(w / "times_short.json"),
+            ]
+        ),
+        "--branch-schedule-file",
+    ),
+    "extend text": (lambda w: [*good(w), *tiny(w), "--extend", "a,b"], "--extend"),
+    "extend three sides": (lambda w: [*good(w), *tiny(w), "--extend", "1,2,3"], "--extend"),
+    "extend negative": (lambda w: [*good(w), *tiny(w), "--extend", "-4"], "--extend"),
+    "extend zero": (lambda w: [*good(w), *tiny(w), "--extend", "0"], "--extend"),
+    "extend huge": (lambda w: [*good(w), *tiny(w), "--extend", "99999"], "--extend"),
+    "extend with fit": (lambda w: [*good(w), *tiny(w), "--extend", "8", "--fit", "pad"], "--fit"),
+    "extend with branching": (
+        lambda w: [*good(w), *tiny(w), "--extend", "8", "--branch-at", "1", "--branches", "2"],
+        "--branch-at",
+    ),
+    "extend past the pixel limit": (
+        lambda w: [*good(w), *tiny(w), "--extend", "16000"],
+        "pixels",
     ),
     "stop-resampling -1": (
         lambda w: [*good(w), *tiny(w), "--stop-resampling", "-1"],

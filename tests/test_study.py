@@ -46,3 +46,5 @@ def test_the_texture_experiment_writes_its_tables_and_figure(tmp_path):
     redrawn = ["--from-json", str(tmp_path / "study.json"), "--out", str(tmp_path)]
     assert study.main(redrawn) == 0 and (tmp_path / "study_tables.md").exists()
     assert study.main(["--experiments", "nonsense", "--out", str(tmp_path)]) == 2
+    (tmp_path / "other.json").write_text("[1, 2]")
+    assert study.main(["--from-json", str(tmp_path / "other.json"), "--out", str(tmp_path)]) == 2

@@ -26,9 +26,9 @@ from PIL import Image
 from repaint.choices import MASK_MODES, flip_hint
 from repaint.device import new_seed
 from repaint.errors import RepaintError, RepaintWarning
-from repaint.io import ImageSource, check_pixels, load_rgb, to_uint8
+from repaint.io import ImageSource, load_rgb, to_uint8
 from repaint.masks import check_mask, fill_fraction, load_mask
-from repaint.regions import Window, extend_canvas
+from repaint.regions import Window, check_extended, extend_canvas
 from repaint.request import InpaintRequest
 from repaint.sampler import Step
 
@@ -185,8 +185,8 @@ class Inpainter(ABC):
             if request.extend is None or not keep.all():  # a keep-all mask suits extending
                 warn_about_mask(keep, request.mask_mode, mask_name)
         if request.extend is not None:
+            check_extended(rgb.shape[:2], request.extend, name)  # before allocating it
             rgb, keep = extend_canvas(rgb, keep, request.extend)
-            check_pixels(rgb.shape[1], rgb.shape[0], f"{name} extended by {request.extend}")
         self.check_image(rgb, name)
         if keep.all():  # nothing to do: the output is the input
             images = [Image.fromarray(rgb) for _ in range(request.num_samples)]

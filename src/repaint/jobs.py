@@ -29,7 +29,7 @@ from repaint.io import INPUT_EXTENSIONS, atomic_output, list_images, load_rgb, w
 from repaint.masks import load_mask
 from repaint.outputs import comparison_grid, save_animation
 from repaint.pixel import centre_crop
-from repaint.regions import extend_canvas
+from repaint.regions import check_extended, extend_canvas
 from repaint.request import InpaintRequest
 from repaint.sampler import branch_costs
 from repaint.schedule import Schedule
@@ -124,10 +124,14 @@ def output_name(job: Job, sample: int, num_samples: int) -> str:
     return job.name if num_samples == 1 else f"{job.name}_{sample}"
 
 
-def check_inputs(jobs: list[Job], mask_mode: str) -> None:
+def check_inputs(
+    jobs: list[Job], mask_mode: str, extend: tuple[int, int, int, int] | None = None
+) -> None:
     """Decode every image and mask before any model work, so bad input fails up front."""
     for job in jobs:
         rgb = load_rgb(job.image)
+        if extend is not None:
+            check_extended(rgb.shape[:2], extend, str(job.image))
         if job.mask is not None:
             size = (rgb.shape[1], rgb.shape[0])
             load_mask(job.mask, mode=mask_mode, size=size, name=str(job.mask))

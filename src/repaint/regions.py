@@ -31,7 +31,7 @@ from torch import Tensor
 
 from repaint.choices import FIT_MODES
 from repaint.errors import RepaintError
-from repaint.io import to_levels
+from repaint.io import check_pixels, to_levels
 
 
 @dataclass(frozen=True)
@@ -234,6 +234,13 @@ def paste(
 MIN_CONTEXT = 0.25
 """The share of an extension window that should already be known: less, and its fill is
 barely tied to the image; more, and the canvas needs many more windows."""
+
+
+def check_extended(shape: tuple[int, int], extend: tuple[int, int, int, int], name: str) -> None:
+    """Refuse an extended canvas over the pixel limit, before it is allocated."""
+    left, top, right, bottom = extend
+    height, width = shape
+    check_pixels(width + left + right, height + top + bottom, f"{name} with --extend")
 
 
 def extend_canvas(

@@ -63,12 +63,13 @@ def schedule_from_args(args: argparse.Namespace) -> dict | None:
     overrides = schedule_overrides(args)
     if not args.schedule_file:
         return overrides or None
+    listed = TimeList.from_file(args.schedule_file)  # the file's own problems first
     if overrides:
         given = ", ".join("--" + name.replace("_", "-") for name in overrides)
         raise RepaintError(
             f"--schedule-file: a time list replaces the whole schedule; drop {given}"
         )
-    return TimeList.from_file(args.schedule_file).params()
+    return listed.params()
 
 
 def add_speed_arguments(parser: argparse.ArgumentParser) -> None:

@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_folder(args.out)
     keep_going = len(jobs) > 1  # a folder: record failures and go on; one image: fail now
     if not keep_going:
-        check_inputs(jobs, request.mask_mode)
+        check_inputs(jobs, request.mask_mode, request.extend)
     context = Context.from_env()
     try:
         return _share(args, context, jobs, request, model, device, expected_sha, only_sample)
