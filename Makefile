@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: install
-	$(BIN)/python -m ruff check src tests benchmarks scripts e2e
-	$(BIN)/python -m ruff format --check src tests benchmarks scripts e2e
+	$(BIN)/python -m ruff check src tests benchmarks e2e
+	$(BIN)/python -m ruff format --check src tests benchmarks e2e
 	$(BIN)/python -m pytest -q
 
 # The browser test: Debian's chromium driven by Playwright against `repaint serve`.
@@ -37,21 +37,21 @@ $(E2E_STAMP): $(STAMP)
 	touch $(E2E_STAMP)
 
 lint: install
-	$(BIN)/python -m ruff check src tests benchmarks scripts e2e
-	$(BIN)/python -m ruff format --check src tests benchmarks scripts e2e
+	$(BIN)/python -m ruff check src tests benchmarks e2e
+	$(BIN)/python -m ruff format --check src tests benchmarks e2e
 
 format: install
-	$(BIN)/python -m ruff format src tests benchmarks scripts e2e
-	$(BIN)/python -m ruff check --fix src tests benchmarks scripts e2e
+	$(BIN)/python -m ruff format src tests benchmarks e2e
+	$(BIN)/python -m ruff check --fix src tests benchmarks e2e
 
-# The demo needs the core package and scikit-learn (the digits): not the test tools.
+# The demo needs the core package only (its digits ship inside it): not the test tools.
 demo: $(DEMO_STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/repaint demo --out demo_output
 
 $(DEMO_STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[train]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
 	touch $(DEMO_STAMP)
 
 clean:

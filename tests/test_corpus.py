@@ -350,6 +350,14 @@ def test_output_folder(case, world, tmp_path, capsys):
     check_contract(code, capsys.readouterr().err, words, world, tmp_path / "none")
 
 
+@pytest.mark.parametrize("command", ["demo", "example"])
+@pytest.mark.parametrize("case", ["out is a file", "out below a file"])
+def test_offline_commands_output_folder(command, case, world, tmp_path, capsys):
+    where, words = OUT_CASES[case]
+    code = main([command, "--out", str(where(world))])
+    check_contract(code, capsys.readouterr().err, words, world, tmp_path / "none")
+
+
 # ---- sidecars -------------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """The built wheel, installed into a fresh virtual environment with only its declared
-dependencies, runs the command line and a small inpainting on the embedded model."""
+dependencies, runs the command line, a small inpainting and the demo on the embedded model."""
 
 from __future__ import annotations
 
@@ -75,4 +75,9 @@ def test_the_wheel_installs_alone_and_inpaints(tmp_path):
     )
     sidecar = json.loads((out / "digit.json").read_text())
     assert sidecar["model"]["model"] == "digits" and (out / "digit.png").stat().st_size > 0
+    # the demo and the examples ship inside the wheel: nothing from the source tree
+    shown = run(repaint, "demo", "--preset", "draft", "--no-progress", "--out", "d", cwd=tmp_path)
+    assert "540 model evaluations" in shown and (tmp_path / "d" / "comparison.png").is_file()
+    run(repaint, "example", "--out", "ex", cwd=tmp_path)
+    assert len(list((tmp_path / "ex" / "digits").glob("*.png"))) == 6
     assert os.path.getsize(wheels[0]) < 20 * 2**20

@@ -28,7 +28,7 @@ _EXPORTS = {
     "TimeList": "repaint.schedule",
     "classifier_guidance": "repaint.sampler",
     "create_prior": "repaint.prior",
-    "example": "repaint.api",
+    "example": "repaint.examples",
     "inpaint": "repaint.api",
     "load_inpainter": "repaint.loading",
     "repaint": "repaint.sampler",

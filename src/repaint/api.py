@@ -11,7 +11,6 @@ the model; both return the same `InpaintResult`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +55,3 @@ def inpaint(
             loading = {key: getattr(request, key) for key in LOAD_OPTIONS} | loading
         inpainter = load_inpainter(model, device=device, model_config=model_config, **loading)
     return inpainter(image, mask_image, request, generator=generator, callback=callback, **options)
-
-
-def example() -> tuple[Path, Path]:
-    """A held-out digit and a keep-mask (white = keep) shipped with the package, for trying
-    the API offline with the embedded `digits` model."""
-    folder = resources.files("repaint").joinpath("data", "examples")
-    return Path(str(folder.joinpath("digit.png"))), Path(str(folder.joinpath("digit_mask.png")))

@@ -10,12 +10,12 @@ import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
-from repaint.cli import inpaint, masks, models, run, schedule, serve, train
+from repaint.cli import demo, inpaint, masks, models, run, schedule, serve, train
 from repaint.errors import RepaintError
 from repaint.version import __version__
 
 EXIT_USER_ERROR = 2
-COMMANDS = (inpaint, run, schedule, masks, models, serve, train)
+COMMANDS = (inpaint, run, schedule, masks, models, serve, train, demo)
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,0 +1,88 @@
+"""`repaint demo` (and `make demo`): the embedded `digits` model on the six held-out digits
+that ship with the package, one under each of the paper's mask kinds.
+
+Offline, about 20 s on two CPU cores with the default `fast` preset, with a progress bar and
+its ETA over every model evaluation. Writes a labelled comparison grid (input | masked |
+result per row) and a labelled denoising animation (x_t | predicted x0).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from repaint.errors import RepaintError, RepaintWarning
+from repaint.examples import held_out_digits
+from repaint.io import check_output_folder, load_rgb
+from repaint.loading import load_inpainter
+from repaint.masks import load_mask
+from repaint.outputs import comparison_grid, save_animation
+from repaint.presets import PRESETS
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    comparison: Path
+    animation: list[Path]
+    model_evaluations: int
+    seconds: float
+
+
+def run_demo(out: str | Path, preset: str = "fast", progress: bool = True) -> DemoResult:
+    """Inpaint the six held-out digits (seed = row) and write `comparison.png` and
+    `denoising.gif` (plus `.mp4` with OpenCV) into `out`."""
+    if preset not in PRESETS:
+        raise RepaintError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
+    out = Path(out)
+    check_output_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    items = held_out_digits()
+    inpainter = load_inpainter("digits", device="cpu")
+    bar = tqdm(
+        total=len(items) * PRESETS[preset].reverse_steps,
+        unit="eval",
+        desc="demo",
+        file=sys.stdout,
+        disable=not progress,
+    )
+    rows, labels, evaluations, animation = [], [], 0, []
+    with warnings.catch_warnings():
+        # The paper's ex64 mask fills all but an 8x8 square on purpose: no "inverted mask?".
+        warnings.filterwarnings("ignore", r".* of the image is to be filled", RepaintWarning)
+        for row, (kind, image_path, mask_path) in enumerate(items):
+            image, keep = load_rgb(image_path), load_mask(mask_path)
+            result = inpainter(
+                image,
+                keep,
+                preset=preset,
+                seed=row,
+                record_every=5 if kind == "genhalf" else 0,
+                callback=lambda event: bar.update(1),
+            )
+            evaluations += result.model_evaluations
+            masked = np.where(keep[..., None], image, np.uint8(96))
+            rows.append([Image.fromarray(image), Image.fromarray(masked), result.images[0]])
+            labels.append([f"{kind}: input", "masked", "RePaint"])
+            if result.frames:
+                animation = save_animation(
+                    result.frames[0], out / "denoising.gif", labels=inpainter.frame_labels
+                )
+            bar.set_postfix_str(f"digit {row} ({kind} mask) done")
+    bar.close()
+    tiles = [comparison_grid(row, names) for row, names in zip(rows, labels, strict=True)]
+    sheet = Image.new("RGB", (tiles[0].width, sum(tile.height for tile in tiles)), "white")
+    for i, tile in enumerate(tiles):
+        sheet.paste(tile, (0, i * tile.height))
+    partial = out / ".comparison.partial.png"
+    sheet.save(partial)
+    partial.replace(out / "comparison.png")
+    seconds = time.perf_counter() - started
+    return DemoResult(out / "comparison.png", animation, evaluations, seconds)
