@@ -197,7 +197,7 @@ class _Run:
         self.transitions = list(itertools.pairwise(times))
         self.total = sum(1 for t, t_next in self.transitions if t_next < t)
         self.generators = [generator] if isinstance(generator, torch.Generator) else list(generator)
-        self.randn = _noise_source(generator, image.shape, image.device)
+        self.randn = noise_source(generator, image.shape, image.device)
         self.position, self.index, self.state = 0, 0, state
         if state is not None:
             if state.times != times or len(state.generator_states) != len(self.generators):
@@ -268,7 +268,7 @@ def _check_finite(first_bad_step: Tensor, transitions: list[tuple[int, int]], to
         )
 
 
-def _noise_source(
+def noise_source(
     generator: torch.Generator | Sequence[torch.Generator], shape: torch.Size, device: torch.device
 ) -> Callable[[], Tensor]:
     """Standard normal draws of `shape`: from one generator, or one (1, C, H, W) per image."""
