@@ -223,6 +223,15 @@ INPAINT_CASES = {
     "extend zero": (lambda w: [*good(w), *tiny(w), "--extend", "0"], "--extend"),
     "extend huge": (lambda w: [*good(w), *tiny(w), "--extend", "99999"], "--extend"),
     "extend with fit": (lambda w: [*good(w), *tiny(w), "--extend", "8", "--fit", "pad"], "--fit"),
+    "sampler unknown": (lambda w: [*good(w), *tiny(w), "--sampler", "ddim"], "--sampler"),
+    "sampler with eta": (
+        lambda w: [*good(w), *tiny(w), "--sampler", "ddnm", "--eta", "0"],
+        "--eta",
+    ),
+    "sampler with branching": (
+        lambda w: [*good(w), *tiny(w), "--sampler", "dps", "--branch-at", "1", "--branches", "2"],
+        "--branch-at",
+    ),
     "extend with branching": (
         lambda w: [*good(w), *tiny(w), "--extend", "8", "--branch-at", "1", "--branches", "2"],
         "--branch-at",

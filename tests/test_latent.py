@@ -185,3 +185,10 @@ def test_a_latent_model_extends_the_whole_canvas_at_once(inpainter):
     assert out.shape == (HEIGHT + 8, WIDTH + 16, 3)
     assert np.array_equal(out[:HEIGHT, 8 : 8 + WIDTH], image)
     assert (out[:, :8] != out[:, 8:9]).any()  # the new columns are generated, not the edge
+
+
+def test_other_samplers_are_refused_for_latent_models_in_one_line(inpainter):
+    from repaint.errors import RepaintError
+
+    with pytest.raises(RepaintError, match=r"--sampler ddnm: model .* runs only repaint"):
+        inpainter(photo(), hole(), schedule=SHORT, prompt="a cat", sampler="ddnm", seed=0)

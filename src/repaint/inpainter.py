@@ -139,6 +139,7 @@ class Inpainter(ABC):
     uses_labels = False  # class-conditional, or guided by a classifier
     fits: tuple[str, ...] = ("auto", "region", "pad", "resize", "crop")
     branches = False  # can samples share the start of a run (--branch-at)
+    samplers: tuple[str, ...] = ("repaint",)  # the --sampler choices this family runs
     frame_labels: tuple[str, ...] = ("x_t", "predicted x0")  # the panels of a recorded frame
     loaded_as: dict[str, Any] = {"dtype": "fp32", "compile": False, "channels_last": False}  # noqa: RUF012
     """The request fields fixed when the model was loaded (set by `load_inpainter`)."""
@@ -213,6 +214,11 @@ class Inpainter(ABC):
             raise RepaintError(
                 f"--class: model {self.name} is neither class-conditional nor guided by a "
                 "classifier; drop --class or use --model imagenet256"
+            )
+        if request.sampler not in self.samplers:
+            raise RepaintError(
+                f"--sampler {request.sampler}: model {self.name} runs only "
+                f"{', '.join(self.samplers)} (the other samplers need a pixel-space model)"
             )
         if request.branch_at is not None and not self.branches:
             raise RepaintError(f"--branch-at: model {self.name} does not branch its runs yet")

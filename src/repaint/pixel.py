@@ -22,8 +22,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from repaint.choices import SAMPLER_CHOICES
 from repaint.device import derive_seed, make_generator
-from repaint.errors import RepaintWarning
+from repaint.errors import RepaintError, RepaintWarning
 from repaint.inpainter import Hooks, Inpainter, InpaintResult, Plan, frame, time_call
 from repaint.io import center_crop_resize, from_uint8
 from repaint.masks import grow_fill
@@ -45,6 +46,7 @@ from repaint.sampler import (
     repaint,
     repaint_until,
 )
+from repaint.samplers import planned_evaluations, run_sampler, walk
 from repaint.schedule import Schedule
 
 BATCH_PIXELS = 8 * 256 * 256
@@ -77,6 +79,16 @@ class PixelInpainter(Inpainter):
     """A pixel-space prior of one square size, ready to inpaint images of any size."""
 
     branches = True
+    samplers = tuple(SAMPLER_CHOICES)
+
+    def check(self, request: InpaintRequest) -> None:
+        super().check(request)
+        if request.sampler != "repaint" and self.prior.guidance(request.classifier_scale):
+            raise RepaintError(
+                f"--sampler {request.sampler}: classifier guidance (the classifier of model "
+                f"{self.name}) is RePaint's only; add --classifier-scale 0, or use --sampler "
+                "repaint"
+            )
 
     def __init__(
         self,
@@ -146,7 +158,7 @@ class PixelInpainter(Inpainter):
             ]
         )
         shared_batches = _chunks(shared, budget)
-        costs = branch_costs(request.jump_schedule, request.branch_jump_schedule, level)
+        costs = request_costs(request)
         number_of_batches = len(shared_batches) + -(-len(windows) * samples // budget)
         if hooks.on_plan is not None:
             hooks.on_plan(self._plan(request, len(windows), costs, len(shared_batches), budget))
@@ -204,7 +216,7 @@ class PixelInpainter(Inpainter):
         windows = plan_extension(fill, size)
         budget = request.batch_size or max(1, BATCH_PIXELS // (size * size))
         per_window = -(-samples // budget)
-        evaluations = request.jump_schedule.reverse_steps
+        evaluations = request_costs(request)[1]
         if hooks.on_plan is not None:
             plan = self._plan(request, 1, (0, evaluations), 0, budget)  # timed at one window
             batches = len(windows) * per_window
@@ -288,6 +300,19 @@ class PixelInpainter(Inpainter):
         if shared is not None:
             branch = continue_with(shared, schedule, [g.get_state() for g in generators])
             state = dataclasses.replace(branch, x=torch.stack([item.x for item in chunk]))
+        if request.sampler != "repaint":
+            result = run_sampler(
+                request.sampler,
+                self.prior.denoise,
+                self.prior.diffusion(schedule.t_T),
+                torch.stack([item.image for item in chunk]).to(self.device),
+                torch.stack([item.keep for item in chunk]).to(self.device),
+                schedule,
+                generator=generators,
+                labels=labels,
+                callback=lambda step: on_step(step, chunk),
+            )
+            return result, labels
         levels = schedule if state is None else state.times  # a branch's own time list
         run = repaint_until if until is not None else repaint
         options = {"level": until} if until is not None else {"state": state}
@@ -333,6 +358,16 @@ class PixelInpainter(Inpainter):
             shared_evaluations=costs[0],
             shared_batches=shared_batches,
         )
+
+
+def request_costs(request: InpaintRequest) -> tuple[int, int]:
+    """(shared, per run) model evaluations of one window; another sampler's backward passes
+    through the network count as evaluations too (CoPaint's figure is a lower bound: each cut
+    of its step size adds a network call)."""
+    if request.sampler != "repaint":
+        levels = walk(request.sampler, request.jump_schedule)
+        return 0, sum(planned_evaluations(request.sampler, levels))
+    return branch_costs(request.jump_schedule, request.branch_jump_schedule, request.branch_at)
 
 
 def _chunks(items: list[_Item], size: int) -> list[list[_Item]]:

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from repaint.choices import DTYPES, FIT_MODES, MASK_MODES
+from repaint.choices import DTYPES, FIT_MODES, MASK_MODES, SAMPLER_CHOICES
 from repaint.errors import RepaintError
 from repaint.imagenet import parse_class
 from repaint.presets import DEFAULT_PRESET, get_preset
@@ -58,9 +58,16 @@ class InpaintRequest:
     batch_size: int | None = None  # windows x samples per network call; None: by memory
     branch_at: int | None = None  # samples share one run down to this level, then branch
     branch_schedule: Mapping[str, Any] | TimeList | None = None  # the branches' own, if any
+    sampler: str = "repaint"  # see repaint.choices.SAMPLER_CHOICES
 
     def __post_init__(self) -> None:
         preset = get_preset(self.preset)
+        _choice("sampler", self.sampler, SAMPLER_CHOICES)
+        if self.sampler != "repaint" and self.eta not in (None, "ddpm"):
+            raise RepaintError(
+                f"--eta: chooses RePaint's step between jumps; --sampler {self.sampler} takes "
+                "its own steps, so drop --eta"
+            )
         self._set("schedule", self._overrides(preset.schedule))
         self._set("eta", _eta(preset.eta if self.eta is None else self.eta))
         _integer("num_samples", self.num_samples, 1, MAX_SAMPLES)
@@ -133,6 +140,11 @@ class InpaintRequest:
                 )
             if isinstance(branch, JumpSchedule):
                 JumpSchedule.from_params(branch.params()).counts()
+        if self.branch_at is not None and self.sampler != "repaint":
+            raise RepaintError(
+                f"--branch-at: branches continue RePaint's sampler state; --sampler "
+                f"{self.sampler} cannot branch, so use --num-samples (or --sampler repaint)"
+            )
         if self.branch_at is not None:
             t_T = self.jump_schedule.t_T
             _integer("branch_at", self.branch_at, 0, t_T - 1)
@@ -183,6 +195,8 @@ class InpaintRequest:
         return None if self.eta == "ddpm" else float(self.eta)
 
     def describe_sampler(self) -> str:
+        if self.sampler != "repaint":
+            return self.sampler
         return "ddpm" if self.eta == "ddpm" else f"ddim eta={self.eta:g}"
 
     def with_seed(self, seed: int) -> InpaintRequest:

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from repaint.choices import DEFAULT_MODEL, DTYPES, FIT_MODES, MASK_MODES
+from repaint.choices import DEFAULT_MODEL, DTYPES, FIT_MODES, MASK_MODES, SAMPLER_CHOICES
 from repaint.cli.common import (
     add_device_argument,
     add_schedule_arguments,
@@ -64,6 +64,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         metavar="ddpm|ETA",
         help="the step between jumps: ddpm (ancestral, the paper's) or DDIM with this eta in "
         "[0, 1] (0 = deterministic); default: the preset's",
+    )
+    parser.add_argument(
+        "--sampler",
+        default="repaint",
+        choices=SAMPLER_CHOICES,
+        help="; ".join(f"{name}: {words}" for name, words in SAMPLER_CHOICES.items())
+        + " (docs/samplers.md compares them)",
     )
     parser.add_argument("--num-samples", type=int, default=1, help="samples per image")
     branching = parser.add_argument_group(
@@ -160,6 +167,7 @@ def request_from_args(args: argparse.Namespace) -> InpaintRequest:
         preset=args.preset,
         schedule=schedule_from_args(args),
         eta=args.eta,
+        sampler=args.sampler,
         num_samples=args.num_samples,
         seed=args.seed,
         mask_mode=args.mask_mode,

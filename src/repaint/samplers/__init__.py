@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor
 
+from repaint.diffusion import GaussianDiffusion
 from repaint.errors import RepaintError
 from repaint.samplers.common import SamplerStep
 from repaint.samplers.copaint import Optimised, copaint, copaint_step, ddim_times, optimise_xt
@@ -41,6 +42,8 @@ __all__ = [
     "dps_step",
     "optimise_xt",
     "planned_evaluations",
+    "run_sampler",
+    "walk",
 ]
 
 SAMPLERS: dict[str, Callable[..., Tensor]] = {
@@ -110,3 +113,30 @@ def planned_evaluations(
     optimisations = down + (jumps if optimize_before_time_travel else 0)
     per_call = 1 + (2 * iterations if adaptive and reevaluate else iterations)
     return optimisations * per_call, optimisations * iterations
+
+
+def walk(name: str, schedule: Schedule) -> list[int]:
+    """The levels sampler `name` walks for a schedule of the product: `copaint` goes straight
+    down from t_T - 1 to 0 (its reference, `ddim_times(t_T, t_T)`), the others follow the
+    schedule's jumps as time travel."""
+    if name not in SAMPLERS:
+        raise RepaintError(f"unknown sampler {name!r}; known: {', '.join(SAMPLERS)}")
+    if name == "copaint":
+        return list(range(schedule.t_T - 1, -1, -1))
+    return time_list(schedule)
+
+
+def run_sampler(
+    name: str,
+    denoiser: Callable[..., Tensor],
+    diffusion: GaussianDiffusion,
+    image: Tensor,
+    keep_mask: Tensor,
+    schedule: Schedule,
+    **options: object,
+) -> Tensor:
+    """`name` on `schedule` (see `walk`) with its reference defaults, the known pixels pasted."""
+    sampler = SAMPLERS[name]
+    return sampler(
+        denoiser, diffusion, image, keep_mask, walk(name, schedule), paste=True, **options
+    )

@@ -27,10 +27,12 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repaint.checkpoints import list_models
+from repaint.choices import SAMPLER_CHOICES
 from repaint.errors import RepaintError
 from repaint.io import load_rgb, open_image
 from repaint.loading import load_inpainter
 from repaint.masks import load_mask
+from repaint.pixel import request_costs
 from repaint.presets import DEFAULT_PRESET, PRESETS
 from repaint.request import InpaintRequest
 from repaint.schedule import JumpSchedule
@@ -49,6 +51,7 @@ class FormOptions(BaseModel):
     preset: str = DEFAULT_PRESET
     schedule: dict[str, int] | None = None
     eta: float | str | None = None
+    sampler: str = "repaint"
     seed: int | None = None
     num_samples: int = Field(default=1, ge=1, le=MAX_SAMPLES)
     extend: list[int] | int | None = None  # pixels (left, top, right, bottom) to add
@@ -197,7 +200,8 @@ def create_app(
     def prepare(options: str, image: bytes, painted: bytes) -> WebJob:
         """Everything that may take time, in a worker thread: checks, counting, decoding."""
         name, request = parse_options(options, offered, model)
-        cost = request.jump_schedule.reverse_steps * request.num_samples
+        shared, each = request_costs(request)
+        cost = shared + each * request.num_samples
         if cost > max_evaluations:
             raise RepaintError(
                 f"options: {cost:,} model evaluations per window, more than this server's "
@@ -231,6 +235,7 @@ def create_app(
                 for name, preset in PRESETS.items()
             },
             "preset": default_preset,
+            "samplers": SAMPLER_CHOICES,
             "max_upload_mb": max_upload_mb,
             "max_samples": MAX_SAMPLES,
             "max_evaluations": max_evaluations,
@@ -238,8 +243,14 @@ def create_app(
 
     @app.post("/api/evaluations")
     def evaluations(params: dict[str, Any]) -> dict[str, int]:
+        params = dict(params)
+        sampler = params.pop("sampler", "repaint")
         schedule = JumpSchedule.from_params(params)
-        return {"evaluations": schedule.counts(limit=max_evaluations)[0]}
+        reverse_steps = schedule.counts(limit=max_evaluations)[0]
+        if sampler == "repaint":
+            return {"evaluations": reverse_steps}
+        request = InpaintRequest(schedule=schedule, sampler=sampler)
+        return {"evaluations": request_costs(request)[1]}
 
     @app.post("/api/jobs")
     async def submit(
