@@ -1,12 +1,14 @@
 """The web app end to end in a real browser: Debian's Chromium driven by Playwright against
-`repaint serve` on 127.0.0.1 with the embedded digits model and a short schedule.
+`repaint serve` on 127.0.0.1 with the embedded digits model and short schedules, at a
+desktop size (1280x800, mouse) and a phone size (390x844, touch).
 
-Run with `make test-e2e`. Screenshots go to $REPAINT_SCREENSHOTS (docs/ in `make
+Run with `make test-e2e`. Screenshots go to $REPAINT_SCREENSHOTS (docs/screenshots in `make
 screenshots`), else to the test's temporary folder.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -22,6 +24,10 @@ from PIL import Image
 from repaint.datasets import load_digits
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+LIMIT = 20_000  # --max-evaluations of the test server
+DONE = "document.querySelector('#status').textContent === 'Done.'"
 
 
 def free_port() -> int:
@@ -33,11 +39,9 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "repaint", "serve", "--port", str(port), "--device", "cpu"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    command = [sys.executable, "-m", "repaint", "serve", "--port", str(port), "--device", "cpu"]
+    command += ["--max-evaluations", str(LIMIT), "--confirm-seconds", "5"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -64,13 +68,45 @@ def browser():
         browser.close()
 
 
-@pytest.fixture()
-def page(browser, server):
-    page = browser.new_page(viewport={"width": 1100, "height": 900}, accept_downloads=True)
+def open_page(browser, server, **context):
+    """A page of the app; dialogs are accepted (and kept in `page.dialogs`) unless a test
+    says otherwise, and every request must stay on the server."""
+    page = browser.new_context(accept_downloads=True, **context).new_page()
+    page.dialogs, page.foreign = [], []
+
+    def on_dialog(dialog):
+        page.dialogs.append(dialog.message)
+        dialog.dismiss() if getattr(page, "dismiss", False) else dialog.accept()
+
+    page.on("dialog", on_dialog)
+    page.on(
+        "request",
+        lambda request: (
+            None
+            if request.url.startswith((server, "data:", "blob:"))
+            else page.foreign.append(request.url)
+        ),
+    )
     page.goto(server)
     page.wait_for_function("document.querySelector('#model').options.length > 0")
+    page.wait_for_function("document.querySelector('#evaluations').textContent !== '-'")
+    return page
+
+
+@pytest.fixture()
+def page(browser, server):
+    page = open_page(browser, server, viewport=DESKTOP)
     yield page
-    page.close()
+    assert page.foreign == [], page.foreign  # every asset served by the package
+    page.context.close()
+
+
+@pytest.fixture()
+def phone(browser, server):
+    page = open_page(browser, server, viewport=PHONE, has_touch=True, is_mobile=True)
+    yield page
+    assert page.foreign == [], page.foreign
+    page.context.close()
 
 
 @pytest.fixture()
@@ -87,6 +123,11 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
+def open_image(page, path: Path) -> None:
+    page.set_input_files("#image-file", str(path))
+    page.wait_for_function("document.querySelector('#photo').width === 32")
+
+
 def set_schedule(page, t_T: int, jump_length: int, jump_n_sample: int) -> None:
     for key, value in (
         ("t_T", t_T),
@@ -97,40 +138,80 @@ def set_schedule(page, t_T: int, jump_length: int, jump_n_sample: int) -> None:
         page.dispatch_event(f"#{key}", "change")
 
 
-def paint_stroke(page) -> None:
+def stroke(page, y: float = 0.5, start: float = 0.2) -> None:
+    """A mouse stroke across the image (fractions of the shown image)."""
+    page.locator("#viewport").scroll_into_view_if_needed()
     box = page.locator("#mask").bounding_box()
-    y = box["y"] + box["height"] * 0.5
-    page.mouse.move(box["x"] + box["width"] * 0.2, y)
+    row = box["y"] + box["height"] * y
+    page.mouse.move(box["x"] + box["width"] * start, row)
     page.mouse.down()
     for step in range(1, 11):
-        page.mouse.move(box["x"] + box["width"] * (0.2 + 0.06 * step), y - step * 3)
+        page.mouse.move(box["x"] + box["width"] * (start + 0.05 * step), row - step * 2)
     page.mouse.up()
+
+
+def touch_stroke(page, y: float = 0.5) -> None:
+    """A one-finger drag across the image, as Chromium gets it from a touch screen."""
+    box = page.locator("#mask").bounding_box()
+    cdp = page.context.new_cdp_session(page)
+    row = box["y"] + box["height"] * y
+    xs = [box["x"] + box["width"] * (0.2 + 0.06 * step) for step in range(11)]
+    cdp.send(
+        "Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": xs[0], "y": row}]}
+    )
+    for x in xs[1:]:
+        cdp.send(
+            "Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": row}]}
+        )
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
 def painted_pixels(page) -> np.ndarray:
     """Where the page's mask canvas is painted, as the page will send it."""
-    alpha = page.evaluate(
+    size, alpha = page.evaluate(
         """() => { const c = document.querySelector('#mask');
-        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data
-        .filter((_, i) => i % 4 === 3)); }"""
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return [[c.height, c.width], Array.from(d.filter((_, i) => i % 4 === 3))]; }"""
     )
-    return np.array(alpha, dtype=np.uint8).reshape(32, 32) > 127
+    return np.array(alpha, dtype=np.uint8).reshape(size) > 127
 
 
-def test_paint_run_download(page, digit, tmp_path):
+def photo_pixels(page) -> np.ndarray:
+    size, rgb = page.evaluate(
+        """() => { const c = document.querySelector('#photo');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return [[c.height, c.width], Array.from(d.filter((_, i) => i % 4 !== 3))]; }"""
+    )
+    return np.array(rgb, dtype=np.uint8).reshape(*size, 3)
+
+
+def results(page) -> list[np.ndarray]:
+    """Every result image in the gallery, newest first, fetched as the page links them."""
+    urls = page.eval_on_selector_all(".card a.download", "links => links.map(a => a.href)")
+    return [
+        np.asarray(Image.open(io.BytesIO(page.request.get(url).body())).convert("RGB"))
+        for url in urls
+    ]
+
+
+def run_and_wait(page) -> None:
+    page.click("#run")
+    page.wait_for_function(DONE, timeout=120_000)
+
+
+def test_paint_run_compare_download(page, digit, tmp_path):
     path, original = digit
-    page.set_input_files("#image-file", str(path))
-    page.wait_for_function("document.querySelector('#photo').width === 32")
-    paint_stroke(page)
+    open_image(page, path)
+    assert page.locator("#photo").bounding_box()["width"] > 300  # fitted to the window
+    stroke(page)
     fill = painted_pixels(page)
     assert 20 < fill.sum() < 600
     set_schedule(page, 20, 5, 3)
     page.wait_for_function("document.querySelector('#evaluations').textContent === '50'")
+    assert "on cpu" in page.text_content("#estimate")
     page.fill("#seed", "3")
     page.screenshot(path=str(shots(tmp_path) / "web_painted.png"))
-    page.click("#run")
-    page.wait_for_selector("a.download", timeout=120_000)
-    page.wait_for_function("document.querySelector('#status').textContent === 'Done.'")
+    run_and_wait(page)
     page.screenshot(path=str(shots(tmp_path) / "web_result.png"))
     with page.expect_download() as download:
         page.click("a.download")
@@ -141,22 +222,66 @@ def test_paint_run_download(page, digit, tmp_path):
     assert result.shape == original.shape
     assert (result[~fill] == original[~fill]).all()  # every pixel not painted is identical
     assert (result[fill] != original[fill]).any()  # and the painted area changed
+    after = page.locator(".card .after").first
+    page.locator(".card .split").first.fill("100")
+    assert "100%" in after.evaluate("img => img.style.clipPath")
+    box = page.locator(".card .compare").first.bounding_box()
+    page.mouse.move(box["x"] + 5, box["y"] + 5)
+    page.mouse.down()  # press and hold: the input
+    assert after.evaluate("img => getComputedStyle(img).visibility") == "hidden"
+    page.mouse.up()
+    assert after.evaluate("img => getComputedStyle(img).visibility") == "visible"
+
+
+def test_undo_redo_and_zoom(page, digit):
+    path, _ = digit
+    open_image(page, path)
+    stroke(page, y=0.3)
+    first = painted_pixels(page)
+    stroke(page, y=0.7)
+    both = painted_pixels(page)
+    assert first.sum() > 0 and both.sum() > first.sum()
+    page.locator("#viewport").focus()
+    page.keyboard.press("Control+z")
+    assert np.array_equal(painted_pixels(page), first)
+    page.keyboard.press("Control+Shift+z")
+    assert np.array_equal(painted_pixels(page), both)
+    page.click("#undo")
+    page.click("#undo")
+    assert painted_pixels(page).sum() == 0 and page.is_disabled("#undo")
+    page.click("#redo")
+    assert np.array_equal(painted_pixels(page), first)
+    page.click("#invert")
+    assert np.array_equal(painted_pixels(page), ~first)
+    fitted = page.locator("#mask").bounding_box()["width"]
+    page.click("#zoom-in")
+    assert page.locator("#mask").bounding_box()["width"] > fitted * 1.2
+    page.click("#actual")
+    assert abs(page.locator("#mask").bounding_box()["width"] - 32) < 1
+    assert page.text_content("#zoom") == "100%"
+    box = page.locator("#viewport").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)  # wheel: zoom in at the pointer
+    assert page.locator("#mask").bounding_box()["width"] > 40
+    page.keyboard.press("f")
+    assert abs(page.locator("#mask").bounding_box()["width"] - fitted) < 1
 
 
 def test_cancel_then_run_again(page, digit, tmp_path):
     path, _ = digit
-    page.set_input_files("#image-file", str(path))
-    page.wait_for_function("document.querySelector('#photo').width === 32")
-    paint_stroke(page)
+    open_image(page, path)
+    stroke(page)
     page.select_option("#preset", "paper")
     set_schedule(page, 100, 10, 10)  # 910 evaluations: long enough to cancel midway
     page.wait_for_function("document.querySelector('#evaluations').textContent === '910'")
     page.click("#run")
-    page.wait_for_function(  # well into the run, with a preview of the predicted image
+    page.wait_for_function(  # well into the run, with both live images
         """() => { const m = document.querySelector('#status').textContent.match(/^Step (\\d+)/);
-        return m && Number(m[1]) > 500 && document.querySelector('#preview').naturalWidth > 0; }""",
+        return m && Number(m[1]) > 500 && document.querySelector('#preview').naturalWidth > 0
+          && document.querySelector('#preview-x').naturalWidth > 0; }""",
         timeout=60_000,
     )
+    assert page.dialogs and "Run it?" in page.dialogs[0]  # over --confirm-seconds 5: asked
     page.screenshot(path=str(shots(tmp_path) / "web_running.png"))
     page.click("#cancel")
     page.wait_for_function(
@@ -165,8 +290,79 @@ def test_cancel_then_run_again(page, digit, tmp_path):
     stopped_at = int(page.evaluate("document.querySelector('#progress').value"))
     assert 500 < stopped_at < 910
     set_schedule(page, 8, 3, 2)
-    page.click("#run")
-    page.wait_for_function(
-        "document.querySelector('#status').textContent === 'Done.'", timeout=120_000
-    )
+    run_and_wait(page)
     assert page.locator("a.download").count() >= 1
+
+
+def test_a_long_run_asks_first_and_one_over_the_limit_is_refused(page, digit):
+    path, _ = digit
+    open_image(page, path)
+    stroke(page)
+    set_schedule(page, 100, 10, 10)
+    page.wait_for_function("document.querySelector('#evaluations').textContent === '910'")
+    page.dismiss = True
+    page.click("#run")
+    page.wait_for_timeout(500)
+    assert len(page.dialogs) == 1 and page.text_content("#status").startswith("Image")  # not run
+    set_schedule(page, 300, 10, 10)
+    page.fill("#samples", "8")  # 8 x 2,890 = 23,120 > 20,000
+    page.dispatch_event("#samples", "change")
+    page.wait_for_function("document.querySelector('#error').textContent.includes('limit')")
+    assert f"limit of {LIMIT:,}" in page.text_content("#error")
+
+
+def test_branch_three_variations_then_use_a_result_as_input(page, digit, tmp_path):
+    path, original = digit
+    open_image(page, path)
+    stroke(page)
+    fill = painted_pixels(page)
+    set_schedule(page, 20, 5, 3)
+    page.fill("#seed", "5")
+    run_and_wait(page)
+    frames = int(page.get_attribute("#scrubber", "max")) + 1
+    assert frames > 10
+    page.locator("#scrubber").fill(str(frames // 3))
+    page.dispatch_event("#scrubber", "input")
+    level = int(page.text_content("#frame-label").split("level ")[1].split(":")[0])
+    page.fill("#branches", "3")
+    page.click("#branch")
+    page.wait_for_function(
+        "document.querySelectorAll('#gallery .group')[0]?.querySelectorAll('.card').length === 3"
+        " && document.querySelector('#status').textContent === 'Done.'",
+        timeout=120_000,
+    )
+    group = page.locator("#gallery .group").first
+    assert f"at level {level}" in group.get_attribute("aria-label")
+    page.screenshot(path=str(shots(tmp_path) / "web_branches.png"), full_page=True)
+    outputs = results(page)
+    assert len(outputs) == 4
+    assert len({out.tobytes() for out in outputs[:3]}) == 3  # three different variations
+    for out in outputs:
+        assert (out[~fill] == original[~fill]).all()
+    page.locator(".card .use").first.click()
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('Editing')")
+    assert np.array_equal(photo_pixels(page), outputs[0])
+    stroke(page, y=0.25)
+    second = painted_pixels(page)
+    run_and_wait(page)
+    again = results(page)[0]
+    assert (again[~second] == outputs[0][~second]).all()
+    assert "from " in page.locator(".card .meta").first.text_content()
+
+
+def test_a_phone_paints_by_touch_and_runs(phone, digit, tmp_path):
+    path, original = digit
+    assert phone.evaluate("window.innerWidth") == PHONE["width"]  # the viewport meta tag
+    assert phone.locator("#viewport").evaluate("el => getComputedStyle(el).touchAction") == "none"
+    open_image(phone, path)
+    phone.locator("#viewport").scroll_into_view_if_needed()
+    scrolled = phone.evaluate("window.scrollY")
+    touch_stroke(phone)
+    fill = painted_pixels(phone)
+    assert fill.sum() > 20 and phone.evaluate("window.scrollY") == scrolled  # painted, no scroll
+    set_schedule(phone, 20, 5, 3)
+    phone.locator(".workspace").scroll_into_view_if_needed()
+    phone.screenshot(path=str(shots(tmp_path) / "web_phone.png"))
+    run_and_wait(phone)
+    out = results(phone)[0]
+    assert (out[~fill] == original[~fill]).all() and (out[fill] != original[fill]).any()

@@ -40,6 +40,31 @@ def test_branches_share_the_start_and_differ_after(inpainter):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_a_plain_run_can_be_branched_later_from_where_it_stood(inpainter):
+    """The shared start of a branched run is sample 0's own run of the same seed and name:
+    what the web page's "branch from here" relies on."""
+    image, keep = photo(), keep_mask()
+    seen: list = []
+
+    def first_arrival(event) -> None:
+        if event.step.t - 1 == 5 and not seen:
+            seen.append(event.step.x[0].clone())
+
+    inpainter(image, keep, schedule=SCHEDULE, seed=4, name="a", callback=first_arrival)
+    shared: list = []
+
+    def last_shared(event) -> None:
+        if event.batch == 0:
+            shared[:] = [event.step.x[0].clone()]
+
+    inpainter(
+        image, keep, schedule=SCHEDULE, seed=4, name="a", num_samples=2, branch_at=5,
+        callback=last_shared,
+    )  # fmt: skip
+    assert len(seen) == 1 and len(shared) == 1
+    assert np.array_equal(seen[0].numpy(), shared[0].numpy())
+
+
 def test_branching_at_the_top_is_k_independent_runs_sharing_nothing_but_x_T(inpainter):
     image, keep = photo(), keep_mask()
     result = inpainter(image, keep, schedule=SCHEDULE, seed=4, num_samples=2, branch_at=11)

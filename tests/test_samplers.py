@@ -65,12 +65,13 @@ def test_costs_count_backward_passes_and_copaint_goes_straight_down():
     assert planned_evaluations("copaint", walk("copaint", schedule)) == (5 * 5, 5 * 2)
 
 
-def test_the_command_line_runs_a_sampler_and_its_sidecar_makes_it_again(tmp_path, capsys):
+@pytest.mark.parametrize("name", OTHERS)
+def test_the_command_line_runs_a_sampler_and_its_sidecar_makes_it_again(name, tmp_path, capsys):
     image, mask = repaint.example()
     common = ["inpaint", str(image), "--mask", str(mask), "--seed", "2", *SHORT_FLAGS]
-    assert main([*common, "--sampler", "ddnm", "--out", str(tmp_path / "a")]) == 0
+    assert main([*common, "--sampler", name, "--out", str(tmp_path / "a")]) == 0
     sidecar = json.loads((tmp_path / "a" / "digit.json").read_text())
-    assert sidecar["sampler"] == "ddnm" and sidecar["options"]["sampler"] == "ddnm"
+    assert sidecar["sampler"] == name and sidecar["options"]["sampler"] == name
     assert "model evaluations" in capsys.readouterr().out
     again = ["inpaint", "--from-sidecar", str(tmp_path / "a" / "digit.json")]
     assert main([*again, "--no-progress", "--out", str(tmp_path / "b")]) == 0
@@ -144,3 +145,25 @@ def test_the_web_app_offers_and_runs_the_samplers():
         png = client.get(f"/api/jobs/{job['id']}/results/0.png").content
         result = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
         assert np.array_equal(result[keep], rgb[keep])
+
+
+def test_the_benchmark_matches_budgets_and_reports_intervals(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("skimage")
+    from benchmarks.samplers import SAMPLERS, fit_budget, main, planned, schedule_for
+
+    for name in SAMPLERS:
+        schedule = fit_budget(name, 60)
+        bigger = schedule_for(name, schedule.t_T + 1)
+        assert planned(name, schedule) <= 60 < planned(name, bigger)
+    assert main(["--images", "1", "--budgets", "12", "--samplers", "repaint,ddnm,dps",
+                 "--out", str(tmp_path)]) == 0  # fmt: skip
+    report = json.loads((tmp_path / "samplers.json").read_text())
+    rows = {row["sampler"]: row for row in report["rows"]}
+    assert set(rows) == {"repaint", "ddnm", "dps"}
+    for row in rows.values():
+        assert row["evaluations"] <= 12
+        mean, low, high = row["per_kind"]["all"]["psnr"]
+        assert low <= mean <= high
+    assert "| ddnm |" in (tmp_path / "samplers_tables.md").read_text()
+    assert (tmp_path / "samplers.png").stat().st_size > 0

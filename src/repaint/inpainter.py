@@ -228,6 +228,11 @@ class Inpainter(ABC):
                 f"use {' or '.join(self.fits)}"
             )
 
+    def time_evaluation(self) -> float | None:
+        """Seconds of one model evaluation of one image on this device, for estimates made
+        before an image is seen; None where that depends on the image's size."""
+        return None
+
     def check_image(self, rgb: np.ndarray, name: str) -> None:  # noqa: B027 (optional hook)
         """Refuse or warn about an image this model cannot or should not take."""
 

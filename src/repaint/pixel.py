@@ -23,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from repaint.choices import SAMPLER_CHOICES
+from repaint.costs import request_costs
 from repaint.device import derive_seed, make_generator
 from repaint.errors import RepaintError, RepaintWarning
 from repaint.inpainter import Hooks, Inpainter, InpaintResult, Plan, frame, time_call
@@ -41,12 +42,11 @@ from repaint.request import InpaintRequest
 from repaint.sampler import (
     SamplerState,
     Step,
-    branch_costs,
     continue_with,
     repaint,
     repaint_until,
 )
-from repaint.samplers import planned_evaluations, run_sampler, walk
+from repaint.samplers import run_sampler
 from repaint.schedule import Schedule
 
 BATCH_PIXELS = 8 * 256 * 256
@@ -110,6 +110,12 @@ class PixelInpainter(Inpainter):
         self.domain = domain
         self._domain_warned = False
 
+    def time_evaluation(self) -> float:
+        channels = int(self.prior.config.get("in_channels", 3))
+        x = torch.zeros(1, channels, self.image_size, self.image_size, device=self.device)
+        steps = torch.zeros(1, dtype=torch.long, device=self.device)
+        return time_call(lambda: self.prior.denoise(x, steps, steps), self.device)
+
     def check_image(self, rgb: np.ndarray, name: str) -> None:
         """Warn once when a model made for small greyscale images meets a large colour photo."""
         if self.domain is None or self.domain.photo or self._domain_warned:
@@ -153,8 +159,7 @@ class PixelInpainter(Inpainter):
             []
             if level is None
             else [
-                _Item(-1, w, *crop, derive_seed(seed, name, "shared", w))
-                for w, crop in enumerate(crops)
+                _Item(-1, w, *crop, derive_seed(seed, name, 0, w)) for w, crop in enumerate(crops)
             ]
         )
         shared_batches = _chunks(shared, budget)
@@ -181,8 +186,16 @@ class PixelInpainter(Inpainter):
             for row, item in enumerate(chunk):
                 starts[item.window] = (state.x[row], None if labels is None else labels[row])
             batch_number += 1
+        # The shared start is sample 0's own run (so a plain run can be branched later from
+        # where it stood); each branch then draws from its own stream.
         items = [
-            _Item(k, w, *crop, derive_seed(seed, name, k, w), *starts.get(w, (None, None)))
+            _Item(
+                k,
+                w,
+                *crop,
+                derive_seed(seed, name, k if level is None else f"branch-{k}", w),
+                *starts.get(w, (None, None)),
+            )
             for w, crop in enumerate(crops)
             for k in range(samples)
         ]
@@ -358,16 +371,6 @@ class PixelInpainter(Inpainter):
             shared_evaluations=costs[0],
             shared_batches=shared_batches,
         )
-
-
-def request_costs(request: InpaintRequest) -> tuple[int, int]:
-    """(shared, per run) model evaluations of one window; another sampler's backward passes
-    through the network count as evaluations too (CoPaint's figure is a lower bound: each cut
-    of its step size adds a network call)."""
-    if request.sampler != "repaint":
-        levels = walk(request.sampler, request.jump_schedule)
-        return 0, sum(planned_evaluations(request.sampler, levels))
-    return branch_costs(request.jump_schedule, request.branch_jump_schedule, request.branch_at)
 
 
 def _chunks(items: list[_Item], size: int) -> list[list[_Item]]:

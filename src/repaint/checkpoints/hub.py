@@ -69,3 +69,41 @@ def read_json(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise RepaintError(f"{path}: not a readable diffusers config ({error})") from None
+
+
+def cached_models() -> list[str]:
+    """`hf:` ids of the diffusers models in the local Hugging Face cache, for the web page's
+    model list; none without the optional extra or a cache."""
+    try:
+        from huggingface_hub import scan_cache_dir
+    except ImportError:
+        return []
+    try:
+        repos = scan_cache_dir().repos
+    except Exception:  # no cache folder yet, or one that cannot be read: nothing to offer
+        return []
+    found = set()
+    for repo in repos:
+        if repo.repo_type == "model" and any(
+            is_diffusers_model(revision.snapshot_path) for revision in repo.revisions
+        ):
+            found.add(f"hf:{repo.repo_id}")
+    return sorted(found)
+
+
+def takes_a_prompt(source: str | Path) -> bool:
+    """Whether a model (a diffusers folder or a cached `hf:` id) is text-conditioned; False
+    for anything else, including what cannot be found without the network."""
+    if not is_diffusers_model(source):
+        return False
+    try:
+        folder = Path(source) if not str(source).startswith("hf:") else _cached(str(source))
+    except Exception:  # not cached, or the extra is missing: the page shows no prompt
+        return False
+    return folder is not None and is_latent_model(folder)
+
+
+def _cached(source: str) -> Path | None:
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(source[3:], local_files_only=True))

@@ -40,6 +40,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=512.0,
         help="memory for kept results; the oldest go first (default: 512)",
     )
+    parser.add_argument(
+        "--confirm-seconds",
+        type=float,
+        default=180.0,
+        help="the page asks before a run estimated to take longer (default: 180)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -56,7 +62,13 @@ def run(args: argparse.Namespace) -> int:
             "address can use it",
             stacklevel=1,
         )
-    for flag in ("max_upload_mb", "max_evaluations", "keep_minutes", "max_results_mb"):
+    for flag in (
+        "max_upload_mb",
+        "max_evaluations",
+        "keep_minutes",
+        "max_results_mb",
+        "confirm_seconds",
+    ):
         if getattr(args, flag) <= 0:
             raise RepaintError(f"--{flag.replace('_', '-')}: must be more than 0")
     app = create_app(
@@ -66,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         max_evaluations=args.max_evaluations,
         keep_s=args.keep_minutes * 60,
         max_results_mb=args.max_results_mb,
+        confirm_s=args.confirm_seconds,
     )
     print(f"repaint: serving on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

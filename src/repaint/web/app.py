@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import uuid
 from collections.abc import Callable
 from importlib import resources
@@ -27,18 +28,27 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repaint.checkpoints import list_models
+from repaint.checkpoints.hub import cached_models, takes_a_prompt
 from repaint.choices import SAMPLER_CHOICES
+from repaint.costs import request_costs
 from repaint.errors import RepaintError
 from repaint.io import load_rgb, open_image
 from repaint.loading import load_inpainter
 from repaint.masks import load_mask
-from repaint.pixel import request_costs
 from repaint.presets import DEFAULT_PRESET, PRESETS
 from repaint.request import InpaintRequest
 from repaint.schedule import JumpSchedule
 from repaint.web.runner import QueueFull, Runner, WebJob, download_name
 
 MAX_SAMPLES = 8
+STATIC = resources.files("repaint.web").joinpath("static")
+ASSETS = {  # everything the page loads: served by the package, no other host
+    "style.css": "text/css",
+    "app.js": "text/javascript",
+    "editor.js": "text/javascript",
+    "runs.js": "text/javascript",
+    "favicon.svg": "image/svg+xml",
+}
 FORM_OVERHEAD = 64 * 2**10  # multipart headers and the options field, besides two files
 
 
@@ -55,10 +65,14 @@ class FormOptions(BaseModel):
     seed: int | None = None
     num_samples: int = Field(default=1, ge=1, le=MAX_SAMPLES)
     extend: list[int] | int | None = None  # pixels (left, top, right, bottom) to add
+    prompt: str | None = Field(default=None, max_length=2000)
+    negative_prompt: str = Field(default="", max_length=2000)
+    branch_at: int | None = None  # with `parent`: branch from that job's run at this level
+    parent: str | None = Field(default=None, max_length=64)  # the job this one comes from
 
-    @field_validator("seed", mode="before")
+    @field_validator("seed", "prompt", mode="before")
     @classmethod
-    def blank_seed(cls, value: Any) -> Any:
+    def blank(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
 
@@ -69,8 +83,11 @@ def one_line(error: ValidationError | RequestValidationError, where: str) -> str
     return f"{where}.{field}: {first['msg']}" if not field.startswith(where) else field
 
 
-def parse_options(raw: str, models: list[str], default_model: str) -> tuple[str, InpaintRequest]:
-    """The form's JSON options -> (model name, request); anything odd is a RepaintError."""
+def parse_options(
+    raw: str, models: list[str], default_model: str
+) -> tuple[str, InpaintRequest, str | None]:
+    """The form's JSON options -> (model name, request, parent job id); anything odd is a
+    RepaintError."""
     try:
         options = FormOptions.model_validate_json(raw or "{}")
     except ValidationError as error:
@@ -80,9 +97,9 @@ def parse_options(raw: str, models: list[str], default_model: str) -> tuple[str,
         raise RepaintError(
             f"options.model: {model!r} is not available here; choose one of {models}"
         )
-    fields = options.model_dump(exclude={"model"})
+    fields = options.model_dump(exclude={"model", "parent"})
     # the painted mask (white = fill) arrives as a keep-mask
-    return model, InpaintRequest(**fields, mask_mode="keep")
+    return model, InpaintRequest(**fields, mask_mode="keep"), options.parent
 
 
 class LimitBody:
@@ -141,6 +158,7 @@ def create_app(
     max_results_mb: float = 512.0,
     max_queued: int = 16,
     load: Callable[[str], Any] | None = None,
+    confirm_s: float = 180.0,
 ):
     """The FastAPI app. `models` are the names offered (default: the locally available
     registered models plus `model`); `load` builds an inpainter from a name. A request may
@@ -148,7 +166,13 @@ def create_app(
     results are kept `keep_s` seconds and `max_results_mb` in all; at most `max_queued`
     runs wait."""
     offered = models or list(
-        dict.fromkeys([model, *(row["name"] for row in list_models() if row["downloaded"])])
+        dict.fromkeys(
+            [
+                model,
+                *(row["name"] for row in list_models() if row["downloaded"]),
+                *cached_models(),
+            ]
+        )
     )
     runner = Runner(
         load or (lambda name: load_inpainter(name, device=device)),
@@ -197,16 +221,30 @@ def create_app(
                 raise HTTPException(413, str(error)) from None
             raise HTTPException(400, f"the {what} is not a decodable image") from None
 
-    def prepare(options: str, image: bytes, painted: bytes) -> WebJob:
-        """Everything that may take time, in a worker thread: checks, counting, decoding."""
-        name, request = parse_options(options, offered, model)
+    def cost(request: InpaintRequest) -> int:
+        """Model evaluations per window, refused over this server's limit."""
         shared, each = request_costs(request)
-        cost = shared + each * request.num_samples
-        if cost > max_evaluations:
+        total = shared + each * request.num_samples
+        if total > max_evaluations:
             raise RepaintError(
-                f"options: {cost:,} model evaluations per window, more than this server's "
+                f"options: {total:,} model evaluations per window, more than this server's "
                 f"limit of {max_evaluations:,}; choose a cheaper schedule or fewer samples"
             )
+        return total
+
+    def prepare(options: str, image: bytes, painted: bytes) -> WebJob:
+        """Everything that may take time, in a worker thread: checks, counting, decoding."""
+        name, request, parent = parse_options(options, offered, model)
+        cost(request)
+        runner.model(name).check(request)
+        seed_name = None
+        if request.branch_at is not None:  # the run of `parent`, branched at a level
+            if parent is None:
+                raise RepaintError("options.branch_at: branch from a job: give its id as parent")
+            origin = find(parent.split("/")[0])  # 404, or 410 when it is gone
+            seed_name = origin.name or origin.id
+        if request.seed is None:  # a concrete seed now, so the page can branch from the run
+            request = request.with_seed(secrets.randbelow(2**63))
         rgb = decode(image, "image")
         painted_rgb = decode(painted, "mask")
         keep = load_mask(
@@ -217,13 +255,22 @@ def create_app(
         )
         if keep.all() and request.extend is None:
             raise RepaintError("the mask is empty: paint the area to fill first, or extend")
-        job = WebJob(uuid.uuid4().hex[:12], rgb, keep, name, request)
+        job_id = uuid.uuid4().hex[:12]
+        job = WebJob(job_id, rgb, keep, name, request, name=seed_name or job_id, parent=parent)
         job.total = request.jump_schedule.reverse_steps
         return job
 
     @app.get("/", response_class=HTMLResponse)
     def index() -> str:
-        return resources.files("repaint.web").joinpath("static/index.html").read_text()
+        return STATIC.joinpath("index.html").read_text()
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        """The page's own files, by name from a fixed list: no paths, nothing else."""
+        if name not in ASSETS:
+            raise HTTPException(404, "no such file")
+        body = STATIC.joinpath(name).read_bytes()
+        return Response(body, media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})
 
     @app.get("/api/config")
     def config() -> dict[str, Any]:
@@ -236,6 +283,7 @@ def create_app(
             },
             "preset": default_preset,
             "samplers": SAMPLER_CHOICES,
+            "prompted": [name for name in offered if takes_a_prompt(name)],
             "max_upload_mb": max_upload_mb,
             "max_samples": MAX_SAMPLES,
             "max_evaluations": max_evaluations,
@@ -251,6 +299,23 @@ def create_app(
             return {"evaluations": reverse_steps}
         request = InpaintRequest(schedule=schedule, sampler=sampler)
         return {"evaluations": request_costs(request)[1]}
+
+    @app.post("/api/estimate")
+    def estimate(options: dict[str, Any]) -> dict[str, Any]:
+        """Model evaluations per window and the time they take on this server's device, from
+        one timed network call of the model (loaded if need be); `confirm` says the page
+        should ask before running something this long."""
+        name, request, _ = parse_options(json.dumps(options), offered, model)
+        evaluations = cost(request)
+        runner.model(name).check(request)  # what this model cannot do, said before running
+        seconds_each = runner.seconds_per_evaluation(name)
+        seconds = None if seconds_each is None else evaluations * seconds_each
+        return {
+            "evaluations": evaluations,
+            "seconds": seconds,
+            "confirm": seconds is not None and seconds > confirm_s,
+            "device": runner.device_of(name),
+        }
 
     @app.post("/api/jobs")
     async def submit(
@@ -279,11 +344,20 @@ def create_app(
         return job.status(runner.position(job))
 
     @app.get("/api/jobs/{job_id}/preview.png")
-    def preview(job_id: str) -> Response:
+    def preview(job_id: str, kind: str = "x0") -> Response:
         job = find(job_id)
-        if job.preview is None:
+        body = job.preview_x if kind == "x_t" else job.preview
+        if body is None:
             raise HTTPException(404, "no preview yet")
-        return Response(job.preview, media_type="image/png", headers={"Cache-Control": "no-store"})
+        return Response(body, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/jobs/{job_id}/frames/{index}.png")
+    def recorded_frame(job_id: str, index: int, kind: str = "x0") -> Response:
+        job = find(job_id)
+        if not 0 <= index < len(job.frames):
+            raise HTTPException(404, "no such frame")
+        _, _, x, x0 = job.frames[index]
+        return Response(x if kind == "x_t" else x0, media_type="image/png")
 
     @app.get("/api/jobs/{job_id}/results/{sample}.{extension}")
     def result(job_id: str, sample: int, extension: str) -> Response:

@@ -31,6 +31,7 @@ from repaint.request import InpaintRequest
 from repaint.sidecar import make_sidecar, model_source
 
 PREVIEW_EVERY_S = 0.5
+FRAMES = 40  # about this many recorded steps per job, for the page's step scrubber
 FINISHED = ("done", "cancelled", "failed")
 REMEMBERED = 10_000  # ids of evicted jobs kept to answer 410
 
@@ -49,14 +50,19 @@ class WebJob:
     image: np.ndarray | None  # uint8 (H, W, 3); dropped once the job has run
     keep: np.ndarray | None  # bool (H, W), True = known
     model: str
-    request: InpaintRequest
+    request: InpaintRequest  # with a concrete seed
+    name: str = ""  # what seeds derive from: the job's id, or the job it branches from
+    parent: str | None = None  # the job this one branches from or was made from
     state: str = "queued"  # queued, running, done, cancelled, failed
     step: int = 0
     total: int = 0
     started: float = 0.0
     finished: float = 0.0
     error: str | None = None
-    preview: bytes | None = None
+    preview: bytes | None = None  # the predicted image, live
+    preview_x: bytes | None = None  # x_t, live
+    frames: list[tuple[int, int, bytes, bytes]] = field(default_factory=list)
+    """(reverse step, level reached, x_t PNG, predicted x0 PNG) of sample 0, every few steps"""
     results: list[tuple[bytes, dict[str, Any]]] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     last_preview: float = 0.0
@@ -64,6 +70,7 @@ class WebJob:
     @property
     def bytes(self) -> int:
         held = sum(len(png) for png, _ in self.results) + len(self.preview or b"")
+        held += len(self.preview_x or b"") + sum(len(x) + len(x0) for _, _, x, x0 in self.frames)
         for array in (self.image, self.keep):
             held += 0 if array is None else array.nbytes
         return held
@@ -81,6 +88,10 @@ class WebJob:
             "error": self.error,
             "results": len(self.results),
             "has_preview": self.preview is not None,
+            "seed": self.request.seed,
+            "parent": self.parent,
+            "branch_at": self.request.branch_at,
+            "frames": [{"step": step, "level": level} for step, level, _, _ in self.frames],
         }
 
 
@@ -103,6 +114,8 @@ class Runner:
         self.queue: queue.Queue[str | None] = queue.Queue()  # None: stop
         self.lock = threading.Lock()
         self.models: dict[str, Any] = {}
+        self.timings: dict[str, float | None] = {}
+        self.loading = threading.Lock()
         self.thread = threading.Thread(target=self._work, daemon=True, name="repaint-runner")
         self.thread.start()
 
@@ -189,25 +202,51 @@ class Runner:
         job.error, job.finished, job.state = error, time.monotonic(), state
         self.collect()
 
-    def _model(self, name: str):
-        if name not in self.models:
-            self.models[name] = self.load(name)
-        return self.models[name]
+    def seconds_per_evaluation(self, name: str) -> float | None:
+        """One timed network call of model `name` on this server's device (cached), for the
+        page's estimate; None where the model cannot say before it sees the image."""
+        with self.lock:
+            known = self.timings.get(name, ...)
+        if known is not ...:
+            return known
+        seconds = self.model(name).time_evaluation()
+        with self.lock:
+            self.timings[name] = seconds
+        return seconds
+
+    def device_of(self, name: str) -> str | None:
+        model = self.models.get(name)
+        return None if model is None else str(model.device)
+
+    def model(self, name: str):
+        with self.loading:  # the worker and an estimate may ask for the same model at once
+            if name not in self.models:
+                self.models[name] = self.load(name)
+            return self.models[name]
 
     def _run(self, job: WebJob) -> None:
-        inpainter = self._model(job.model)
+        inpainter = self.model(job.model)
 
         def on_step(event: Progress) -> None:
             if job.cancel.is_set():
                 raise Cancelled
-            job.total = event.step.total * event.batches
-            job.step = event.batch * event.step.total + event.step.index + 1
+            step = event.step
+            job.total = step.total * event.batches
+            job.step = event.batch * step.total + step.index + 1
+            every = max(1, step.total // FRAMES)
+            pixels = step.x.shape[-3] == 3  # latent models show decoded images only
+            recorded = step.index % every == 0 or step.index == step.total - 1
+            if pixels and event.batch == 0 and recorded:
+                x, x0 = png(to_uint8(step.x[0])), png(to_uint8(step.pred_x0[0]))
+                job.frames.append((step.index + 1, step.t - 1, x, x0))
             now = time.monotonic()
             if now - job.last_preview >= PREVIEW_EVERY_S or job.step == job.total:
                 job.last_preview = now
-                job.preview = png(to_uint8(event.step.pred_x0[0]))
+                job.preview = png(to_uint8(step.pred_x0[0]))
+                job.preview_x = png(to_uint8(step.x[0])) if pixels else None
 
-        result = inpainter(job.image, job.keep, job.request, name=job.id, callback=on_step)
+        name = job.name or job.id
+        result = inpainter(job.image, job.keep, job.request, name=name, callback=on_step)
         source = model_source(inpainter, job.model)
         for sample, image in enumerate(result.images):
             sidecar = make_sidecar(

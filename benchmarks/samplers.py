@@ -1,0 +1,288 @@
+"""RePaint, DDNM, DPS, CoPaint and CoPaint-TT at matched model-evaluation budgets, on held-out
+digits under the paper's six mask kinds.
+
+    python benchmarks/samplers.py --quick                        # 6 images, budget 50 (~3 min)
+    python benchmarks/samplers.py --images 60 --budgets 50,100   # docs/samplers.md (~25 min)
+
+For each budget every sampler gets the largest t_T whose planned cost fits it, counting a
+backward pass through the network as one evaluation (DPS: 2 per step; CoPaint: 1 + 2G
+forward and G backward per step, plus one forward per cut of its step size, which the
+report counts as run). Schedules per sampler: RePaint jumps back t_T // 5 levels 3 times
+(the `fast` preset's shape), CoPaint-TT t_T // 5 levels twice (its authors' script), DDNM,
+DPS and CoPaint go straight down (their reference configs). Every sampler uses the same
+per-item generators and the reference hyperparameters; outputs are pasted and made grey like
+the product's. Scores as in benchmarks/quality.py (semantic accuracy from a digit classifier
+trained on the training split, PSNR and SSIM of the filled region), each mean with a
+bootstrap 95% interval over the items; wall time per image from the batched runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.quality import (
+    _chunks,
+    classifier_features,
+    fill_psnr,
+    fill_ssim,
+    machine_info,
+    train_classifier,
+)
+from repaint.choices import MASK_KINDS
+from repaint.datasets import load_digits
+from repaint.device import derive_seed, make_generator
+from repaint.io import atomic_output, from_uint8, to_uint8
+from repaint.loading import load_inpainter
+from repaint.masks import generate_mask
+from repaint.sampler import repaint
+from repaint.samplers import SamplerStep, planned_evaluations, run_sampler, walk
+from repaint.schedule import JumpSchedule
+
+SAMPLERS = ("repaint", "ddnm", "dps", "copaint", "copaint-tt")
+BOOTSTRAP = 1000
+BATCH = 60
+
+
+def schedule_for(name: str, t_T: int) -> JumpSchedule:
+    """Each sampler's schedule family (see the module docstring)."""
+    jump = max(1, t_T // 5)
+    if name == "repaint":
+        return JumpSchedule(t_T=t_T, jump_length=jump, jump_n_sample=3)
+    if name == "copaint-tt":
+        return JumpSchedule(t_T=t_T, jump_length=jump, jump_n_sample=2)
+    return JumpSchedule(t_T=t_T, jump_length=1, jump_n_sample=1)
+
+
+def planned(name: str, schedule: JumpSchedule) -> int:
+    if name == "repaint":
+        return schedule.reverse_steps
+    return sum(planned_evaluations(name, walk(name, schedule)))
+
+
+def fit_budget(name: str, budget: int) -> JumpSchedule:
+    """The schedule of the largest t_T whose planned cost is at most `budget`."""
+    best = schedule_for(name, 2)
+    for t_T in range(2, 1001):
+        schedule = schedule_for(name, t_T)
+        if planned(name, schedule) > budget:
+            break
+        best = schedule
+    return best
+
+
+def bootstrap(values: np.ndarray, rng: np.random.Generator) -> list[float | None]:
+    """[mean, low, high]: the mean and its 95% percentile-bootstrap interval."""
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return [None, None, None]
+    means = rng.choice(values, (BOOTSTRAP, values.size)).mean(axis=1)
+    return [float(values.mean()), *map(float, np.percentile(means, [2.5, 97.5]))]
+
+
+def run(
+    name: str,
+    schedule: JumpSchedule,
+    prior,
+    images: torch.Tensor,
+    keeps: torch.Tensor,
+    seeds: list[int],
+) -> tuple[np.ndarray, float, int]:
+    """Outputs (uint8), seconds, and evaluations actually made per image."""
+    outputs, evaluations, started = [], 0, time.perf_counter()
+    for chunk in _chunks(len(seeds), BATCH):
+        generators = [make_generator(seeds[i], prior.device) for i in chunk]
+        image, keep = images[chunk.start : chunk.stop], keeps[chunk.start : chunk.stop]
+        last: list[SamplerStep] = []
+        if name == "repaint":
+            with torch.inference_mode():
+                x = repaint(
+                    prior.denoise,
+                    prior.diffusion(schedule.t_T),
+                    image,
+                    keep,
+                    schedule,
+                    generator=generators,
+                )
+            evaluations = schedule.reverse_steps
+        else:
+            x = run_sampler(
+                name,
+                prior.denoise,
+                prior.diffusion(schedule.t_T),
+                image,
+                keep,
+                schedule,
+                generator=generators,
+                callback=last.append,
+            )
+            evaluations = max(evaluations, last[-1].evaluations)
+        x = x.mean(dim=1, keepdim=True).expand_as(x)  # the digits model is greyscale
+        x = torch.where(keep.expand_as(x) > 0.5, image, x)
+        outputs.append(to_uint8(x))
+    return np.concatenate(outputs), time.perf_counter() - started, evaluations
+
+
+def _cell(stat: list[float | None], digits: int) -> str:
+    mean, low, high = stat
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def render_tables(report: dict[str, Any]) -> str:
+    """Markdown: per budget and mask kind, every sampler's scores with 95% intervals."""
+    lines = [
+        f"{report['images']} held-out digits x {len(report['kinds'])} mask kinds per row; "
+        "mean [95% bootstrap interval].",
+        "",
+    ]
+    for budget in report["budgets"]:
+        rows = [row for row in report["rows"] if row["budget"] == budget]
+        for kind in ["all", *report["kinds"]]:
+            lines += [
+                f"### Budget {budget}, {'all mask kinds' if kind == 'all' else kind}",
+                "",
+                "| sampler | t_T | evaluations | ms / image | accuracy | PSNR (dB) | SSIM |",
+                "|---|---:|---:|---:|---|---|---|",
+            ]
+            for row in rows:
+                stats = row["per_kind"][kind]
+                lines.append(
+                    f"| {row['sampler']} | {row['schedule']['t_T']} | {row['evaluations']} | "
+                    f"{row['seconds_per_image'] * 1000:.0f} | {_cell(stats['accuracy'], 3)} | "
+                    f"{_cell(stats['psnr'], 2)} | {_cell(stats['ssim'], 3)} |"
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def render_plot(report: dict[str, Any], path: Path) -> None:
+    """Accuracy against wall time per image, one panel per mask kind, a line per sampler."""
+    from matplotlib.figure import Figure
+
+    kinds = report["kinds"]
+    figure = Figure(figsize=(12, 7), layout="constrained")
+    axes = figure.subplots(2, (len(kinds) + 1) // 2, squeeze=False).ravel()
+    names = list(dict.fromkeys(row["sampler"] for row in report["rows"]))
+    for ax, kind in zip(axes, kinds, strict=False):
+        for name in names:
+            rows = sorted(
+                (row for row in report["rows"] if row["sampler"] == name),
+                key=lambda row: row["budget"],
+            )
+            x = [row["seconds_per_image"] * 1000 for row in rows]
+            stats = [row["per_kind"][kind]["accuracy"] for row in rows]
+            y = [stat[0] for stat in stats]
+            error = [[m - lo for m, lo, _ in stats], [hi - m for m, _, hi in stats]]
+            ax.errorbar(x, y, yerr=error, marker="o", capsize=3, label=name)
+        ax.set_title(kind)
+        ax.set_xlabel("ms per image (2 CPU cores)")
+        ax.set_ylabel("semantic accuracy")
+        ax.set_ylim(0, 1.02)
+    axes[0].legend(fontsize=8)
+    figure.savefig(path, dpi=80)
+
+
+def write_docs(report: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out / "samplers.json", "w") as handle:
+        json.dump(report, handle, indent=2)
+        handle.write("\n")
+    with atomic_output(out / "samplers_tables.md", "w") as handle:
+        handle.write(render_tables(report))
+    render_plot(report, out / "samplers.png")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=60, help="held-out digits per mask kind")
+    parser.add_argument("--budgets", default="50,100", help="model evaluations per image")
+    parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="6 images, budget 50")
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--from-json", type=Path, help="redraw tables and plot from a report")
+    args = parser.parse_args(argv)
+    if args.from_json:
+        write_docs(json.loads(args.from_json.read_text()), args.out)
+        return 0
+    if args.quick:
+        args.images, args.budgets = 6, "50"
+    budgets = [int(b) for b in args.budgets.split(",")]
+    names = args.samplers.split(",")
+    inpainter = load_inpainter("digits", device="cpu")
+    prior, size = inpainter.prior, inpainter.image_size
+    digits, labels = load_digits("test", size)
+    rng = np.random.default_rng(args.seed)
+    truth, keep, kinds, item_labels, seeds = [], [], [], [], []
+    for kind, index in itertools.product(MASK_KINDS, range(args.images)):
+        truth.append(digits[index])
+        keep.append(generate_mask(kind, size, rng))
+        kinds.append(kind)
+        item_labels.append(labels[index])
+        seeds.append(derive_seed(args.seed, kind, index))
+    truth_a, keep_a = np.stack(truth), np.stack(keep)
+    images = torch.stack([from_uint8(image) for image in truth_a])
+    keeps = torch.from_numpy(keep_a)[:, None].float()
+    classifier = train_classifier(size)
+    report: dict[str, Any] = {
+        "images": args.images,
+        "kinds": list(MASK_KINDS),
+        "budgets": budgets,
+        "machine": machine_info(inpainter),
+        "rows": [],
+    }
+    kinds_a, labels_a = np.array(kinds), np.array(item_labels)
+    for budget, name in itertools.product(budgets, names):
+        schedule = fit_budget(name, budget)
+        output, seconds, made = run(name, schedule, prior, images, keeps, seeds)
+        correct = classifier.predict(classifier_features(output)) == labels_a
+        psnr = np.array(
+            [fill_psnr(t, o, k) for t, o, k in zip(truth_a, output, keep_a, strict=True)]
+        )
+        ssim = np.array(
+            [fill_ssim(t, o, k) for t, o, k in zip(truth_a, output, keep_a, strict=True)]
+        )
+        boot = np.random.default_rng(1)
+        row = {
+            "budget": budget,
+            "sampler": name,
+            "schedule": schedule.params(),
+            "evaluations": made,
+            "seconds_per_image": seconds / len(seeds),
+            "per_kind": {},
+        }
+        for kind in [*MASK_KINDS, "all"]:
+            select = np.ones(len(kinds_a), bool) if kind == "all" else kinds_a == kind
+            row["per_kind"][kind] = {
+                "accuracy": bootstrap(correct[select].astype(float), boot),
+                "psnr": bootstrap(psnr[select], boot),
+                "ssim": bootstrap(ssim[select], boot),
+            }
+        report["rows"].append(row)
+        overall = row["per_kind"]["all"]
+        print(
+            f"budget {budget} {name:10s} t_T={schedule.t_T:3d} evals={made:4d} "
+            f"acc={overall['accuracy'][0]:.3f} psnr={overall['psnr'][0]:.2f} "
+            f"ssim={overall['ssim'][0]:.3f} {seconds / len(seeds) * 1000:.0f} ms/image",
+            file=sys.stderr,
+            flush=True,
+        )
+    write_docs(report, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
