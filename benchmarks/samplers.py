@@ -46,11 +46,13 @@ from repaint.device import derive_seed, make_generator
 from repaint.io import atomic_output, from_uint8, to_uint8
 from repaint.loading import load_inpainter
 from repaint.masks import generate_mask
+from repaint.presets import PRESETS
 from repaint.sampler import repaint
 from repaint.samplers import SamplerStep, planned_evaluations, run_sampler, walk
 from repaint.schedule import JumpSchedule
 
 SAMPLERS = ("repaint", "ddnm", "dps", "copaint", "copaint-tt")
+PRESET_ROWS = {"repaint-fast": "fast"}  # RePaint at a preset's own shape, where it fits
 BOOTSTRAP = 1000
 BATCH = 60
 
@@ -66,13 +68,16 @@ def schedule_for(name: str, t_T: int) -> JumpSchedule:
 
 
 def planned(name: str, schedule: JumpSchedule) -> int:
-    if name == "repaint":
+    if name.startswith("repaint"):
         return schedule.reverse_steps
     return sum(planned_evaluations(name, walk(name, schedule)))
 
 
 def fit_budget(name: str, budget: int) -> JumpSchedule:
-    """The schedule of the largest t_T whose planned cost is at most `budget`."""
+    """The schedule of the largest t_T whose planned cost is at most `budget` (a preset row
+    runs its preset's schedule)."""
+    if name in PRESET_ROWS:
+        return PRESETS[PRESET_ROWS[name]].schedule
     best = schedule_for(name, 2)
     for t_T in range(2, 1001):
         schedule = schedule_for(name, t_T)
@@ -105,7 +110,7 @@ def run(
         generators = [make_generator(seeds[i], prior.device) for i in chunk]
         image, keep = images[chunk.start : chunk.stop], keeps[chunk.start : chunk.stop]
         last: list[SamplerStep] = []
-        if name == "repaint":
+        if name.startswith("repaint"):
             with torch.inference_mode():
                 x = repaint(
                     prior.denoise,
@@ -169,30 +174,32 @@ def render_tables(report: dict[str, Any]) -> str:
 
 
 def render_plot(report: dict[str, Any], path: Path) -> None:
-    """Accuracy against wall time per image, one panel per mask kind, a line per sampler."""
+    """Accuracy (top) and fill PSNR (bottom) against wall time per image, one column per
+    mask kind, a line per sampler through its budgets, 95% intervals as bars."""
     from matplotlib.figure import Figure
 
     kinds = report["kinds"]
-    figure = Figure(figsize=(12, 7), layout="constrained")
-    axes = figure.subplots(2, (len(kinds) + 1) // 2, squeeze=False).ravel()
+    figure = Figure(figsize=(3.2 * len(kinds), 6.4), layout="constrained")
+    axes = figure.subplots(2, len(kinds), squeeze=False)
     names = list(dict.fromkeys(row["sampler"] for row in report["rows"]))
-    for ax, kind in zip(axes, kinds, strict=False):
-        for name in names:
-            rows = sorted(
-                (row for row in report["rows"] if row["sampler"] == name),
-                key=lambda row: row["budget"],
-            )
-            x = [row["seconds_per_image"] * 1000 for row in rows]
-            stats = [row["per_kind"][kind]["accuracy"] for row in rows]
-            y = [stat[0] for stat in stats]
-            error = [[m - lo for m, lo, _ in stats], [hi - m for m, _, hi in stats]]
-            ax.errorbar(x, y, yerr=error, marker="o", capsize=3, label=name)
-        ax.set_title(kind)
-        ax.set_xlabel("ms per image (2 CPU cores)")
-        ax.set_ylabel("semantic accuracy")
-        ax.set_ylim(0, 1.02)
-    axes[0].legend(fontsize=8)
-    figure.savefig(path, dpi=80)
+    for column, kind in enumerate(kinds):
+        for metric, ax in zip(("accuracy", "psnr"), axes[:, column], strict=True):
+            for name in names:
+                rows = sorted(
+                    (row for row in report["rows"] if row["sampler"] == name),
+                    key=lambda row: row["budget"],
+                )
+                x = [row["seconds_per_image"] * 1000 for row in rows]
+                stats = [row["per_kind"][kind][metric] for row in rows]
+                y = [stat[0] for stat in stats]
+                error = [[m - lo for m, lo, _ in stats], [hi - m for m, _, hi in stats]]
+                ax.errorbar(x, y, yerr=error, marker="o", capsize=3, label=name)
+            ax.set_title(f"{kind}: {'accuracy' if metric == 'accuracy' else 'fill PSNR (dB)'}")
+            ax.set_xlabel("ms per image (2 CPU cores)")
+            if metric == "accuracy":
+                ax.set_ylim(0, 1.02)
+    axes[0, 0].legend(fontsize=8)
+    figure.savefig(path, dpi=72)
 
 
 def write_docs(report: dict[str, Any], out: Path) -> None:
@@ -209,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=60, help="held-out digits per mask kind")
     parser.add_argument("--budgets", default="50,100", help="model evaluations per image")
-    parser.add_argument("--samplers", default=",".join(SAMPLERS))
+    parser.add_argument(
+        "--samplers", default=",".join(SAMPLERS), help="also: repaint-fast (the fast preset)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="6 images, budget 50")
     parser.add_argument("--out", type=Path, default=Path("docs"))

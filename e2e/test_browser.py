@@ -166,6 +166,22 @@ def touch_stroke(page, y: float = 0.5) -> None:
     cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
 
+def pinch(page, spread: float) -> None:
+    """Two fingers on the image moving apart by `spread` CSS pixels each."""
+    box = page.locator("#viewport").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    cdp = page.context.new_cdp_session(page)
+
+    def points(d: float) -> list[dict]:
+        return [{"x": cx - 20 - d, "y": cy, "id": 0}, {"x": cx + 20 + d, "y": cy, "id": 1}]
+
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": points(0)})
+    for step in range(1, 9):
+        touch = {"type": "touchMove", "touchPoints": points(spread * step / 8)}
+        cdp.send("Input.dispatchTouchEvent", touch)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
 def painted_pixels(page) -> np.ndarray:
     """Where the page's mask canvas is painted, as the page will send it."""
     size, alpha = page.evaluate(
@@ -360,6 +376,15 @@ def test_a_phone_paints_by_touch_and_runs(phone, digit, tmp_path):
     touch_stroke(phone)
     fill = painted_pixels(phone)
     assert fill.sum() > 20 and phone.evaluate("window.scrollY") == scrolled  # painted, no scroll
+    phone.click("#undo")
+    assert painted_pixels(phone).sum() == 0
+    phone.click("#redo")
+    assert np.array_equal(painted_pixels(phone), fill)
+    fitted = phone.locator("#mask").bounding_box()["width"]
+    pinch(phone, spread=80)  # two fingers apart: zoom in, nothing painted
+    assert phone.locator("#mask").bounding_box()["width"] > fitted * 1.3
+    assert np.array_equal(painted_pixels(phone), fill)
+    phone.click("#fit")
     set_schedule(phone, 20, 5, 3)
     phone.locator(".workspace").scroll_into_view_if_needed()
     phone.screenshot(path=str(shots(tmp_path) / "web_phone.png"))

@@ -284,3 +284,44 @@ def test_extend_a_texture_with_a_model_from_the_page_list(client):
     refused = submit(client, image, nothing_painted, extend=[1, 2]).json()
     assert "--extend: expected LEFT,TOP,RIGHT,BOTTOM" in refused["error"]
     assert "paint the area" in submit(client, image, nothing_painted).json()["error"]
+
+
+def test_the_model_list_offers_cached_hub_models_and_knows_which_take_a_prompt(
+    tmp_path, monkeypatch
+):
+    """Diffusers models in the Hugging Face cache are offered; a Stable-Diffusion-shaped
+    one gets the page's prompt fields, a pixel DDPM and the registry models do not."""
+    pytest.importorskip("huggingface_hub")
+    import huggingface_hub.constants
+
+    from repaint.checkpoints.hub import cached_models, takes_a_prompt
+
+    cache = tmp_path / "hub"
+    layouts = {
+        "org/sd-tiny": {
+            "model_index.json": "{}",
+            "unet/config.json": '{"_class_name": "UNet2DConditionModel"}',
+            "vae/config.json": "{}",
+        },
+        "org/ddpm-tiny": {"config.json": '{"_class_name": "UNet2DModel"}'},
+        "org/not-a-diffuser": {"README.md": "hello"},
+    }
+    for repo, files in layouts.items():
+        folder = cache / f"models--{repo.replace('/', '--')}"
+        (folder / "refs").mkdir(parents=True)
+        (folder / "refs" / "main").write_text("abc")
+        for name, text in files.items():
+            path = folder / "snapshots" / "abc" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cached_models() == ["hf:org/ddpm-tiny", "hf:org/sd-tiny"]
+    assert takes_a_prompt("hf:org/sd-tiny")
+    assert not takes_a_prompt("hf:org/ddpm-tiny") and not takes_a_prompt("digits")
+    assert not takes_a_prompt("hf:org/not-cached")
+    with TestClient(create_app(model="digits", device="cpu")) as c:
+        config = c.get("/api/config").json()
+    assert {"digits", "hf:org/ddpm-tiny", "hf:org/sd-tiny"} <= set(config["models"])
+    assert config["prompted"] == ["hf:org/sd-tiny"]
