@@ -152,6 +152,7 @@ def stroke(page, y: float = 0.5, start: float = 0.2) -> None:
 
 def touch_stroke(page, y: float = 0.5) -> None:
     """A one-finger drag across the image, as Chromium gets it from a touch screen."""
+    page.locator("#viewport").evaluate("el => el.scrollIntoView({ block: 'center' })")
     box = page.locator("#mask").bounding_box()
     cdp = page.context.new_cdp_session(page)
     row = box["y"] + box["height"] * y
@@ -168,6 +169,7 @@ def touch_stroke(page, y: float = 0.5) -> None:
 
 def pinch(page, spread: float) -> None:
     """Two fingers on the image moving apart by `spread` CSS pixels each."""
+    page.locator("#viewport").evaluate("el => el.scrollIntoView({ block: 'center' })")
     box = page.locator("#viewport").bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     cdp = page.context.new_cdp_session(page)
@@ -371,7 +373,7 @@ def test_a_phone_paints_by_touch_and_runs(phone, digit, tmp_path):
     assert phone.evaluate("window.innerWidth") == PHONE["width"]  # the viewport meta tag
     assert phone.locator("#viewport").evaluate("el => getComputedStyle(el).touchAction") == "none"
     open_image(phone, path)
-    phone.locator("#viewport").scroll_into_view_if_needed()
+    phone.locator("#viewport").evaluate("el => el.scrollIntoView({ block: 'center' })")
     scrolled = phone.evaluate("window.scrollY")
     touch_stroke(phone)
     fill = painted_pixels(phone)
