@@ -88,8 +88,12 @@ def open_page(browser, server, **context):
         ),
     )
     page.goto(server)
-    page.wait_for_function("document.querySelector('#model').options.length > 0")
-    page.wait_for_function("document.querySelector('#evaluations').textContent !== '-'")
+    try:
+        page.wait_for_function(
+            "document.querySelector('#evaluations').textContent !== '-'", timeout=90_000
+        )
+    except Exception as error:  # say what the page said
+        raise AssertionError(f"page not ready: {page.text_content('#error')!r}") from error
     return page
 
 
