@@ -292,8 +292,7 @@ def test_the_model_list_offers_cached_hub_models_and_knows_which_take_a_prompt(
     """Diffusers models in the Hugging Face cache are offered; a Stable-Diffusion-shaped
     one gets the page's prompt fields, a pixel DDPM and the registry models do not."""
     pytest.importorskip("huggingface_hub")
-    import huggingface_hub.constants
-
+    import repaint.web.app as web_app
     from repaint.checkpoints.hub import cached_models, takes_a_prompt
 
     cache = tmp_path / "hub"
@@ -314,13 +313,12 @@ def test_the_model_list_offers_cached_hub_models_and_knows_which_take_a_prompt(
             path = folder / "snapshots" / "abc" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert cached_models() == ["hf:org/ddpm-tiny", "hf:org/sd-tiny"]
-    assert takes_a_prompt("hf:org/sd-tiny")
-    assert not takes_a_prompt("hf:org/ddpm-tiny") and not takes_a_prompt("digits")
-    assert not takes_a_prompt("hf:org/not-cached")
+    assert cached_models(cache) == ["hf:org/ddpm-tiny", "hf:org/sd-tiny"]
+    assert takes_a_prompt("hf:org/sd-tiny", cache)
+    assert not takes_a_prompt("hf:org/ddpm-tiny", cache) and not takes_a_prompt("digits", cache)
+    assert not takes_a_prompt("hf:org/not-cached", cache)
+    monkeypatch.setattr(web_app, "cached_models", lambda: cached_models(cache))
+    monkeypatch.setattr(web_app, "takes_a_prompt", lambda name: takes_a_prompt(name, cache))
     with TestClient(create_app(model="digits", device="cpu")) as c:
         config = c.get("/api/config").json()
     assert {"digits", "hf:org/ddpm-tiny", "hf:org/sd-tiny"} <= set(config["models"])

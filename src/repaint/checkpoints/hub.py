@@ -71,15 +71,16 @@ def read_json(path: Path) -> dict[str, Any]:
         raise RepaintError(f"{path}: not a readable diffusers config ({error})") from None
 
 
-def cached_models() -> list[str]:
-    """`hf:` ids of the diffusers models in the local Hugging Face cache, for the web page's
-    model list; none without the optional extra or a cache."""
+def cached_models(cache_dir: str | Path | None = None) -> list[str]:
+    """`hf:` ids of the diffusers models in the local Hugging Face cache (`cache_dir`, else
+    huggingface_hub's default), for the web page's model list; none without the optional
+    extra or a cache."""
     try:
         from huggingface_hub import scan_cache_dir
     except ImportError:
         return []
     try:
-        repos = scan_cache_dir().repos
+        repos = scan_cache_dir(cache_dir).repos
     except Exception:  # no cache folder yet, or one that cannot be read: nothing to offer
         return []
     found = set()
@@ -91,19 +92,20 @@ def cached_models() -> list[str]:
     return sorted(found)
 
 
-def takes_a_prompt(source: str | Path) -> bool:
+def takes_a_prompt(source: str | Path, cache_dir: str | Path | None = None) -> bool:
     """Whether a model (a diffusers folder or a cached `hf:` id) is text-conditioned; False
     for anything else, including what cannot be found without the network."""
     if not is_diffusers_model(source):
         return False
     try:
-        folder = Path(source) if not str(source).startswith("hf:") else _cached(str(source))
+        hub = str(source).startswith("hf:")
+        folder = _cached(str(source), cache_dir) if hub else Path(source)
     except Exception:  # not cached, or the extra is missing: the page shows no prompt
         return False
-    return folder is not None and is_latent_model(folder)
+    return is_latent_model(folder)
 
 
-def _cached(source: str) -> Path | None:
+def _cached(source: str, cache_dir: str | Path | None) -> Path:
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(source[3:], local_files_only=True))
+    return Path(snapshot_download(source[3:], cache_dir=cache_dir, local_files_only=True))
