@@ -693,6 +693,7 @@ def test_the_pixel_limit_setting(value, words, world, tmp_path, capsys, monkeypa
         ("--keep-minutes", "-1"),
         ("--max-results-mb", "0"),
         ("--max-upload-mb", "0"),
+        ("--confirm-seconds", "-5"),
     ],
 )
 def test_serve_limits(flag, value, world, tmp_path, capsys):

@@ -323,3 +323,15 @@ def test_the_model_list_offers_cached_hub_models_and_knows_which_take_a_prompt(
         config = c.get("/api/config").json()
     assert {"digits", "hf:org/ddpm-tiny", "hf:org/sd-tiny"} <= set(config["models"])
     assert config["prompted"] == ["hf:org/sd-tiny"]
+
+
+def test_branching_needs_a_parent_that_exists(client):
+    """A branch request names the job it branches from; without one, or with one the
+    server does not hold, it is refused before any work with the field named."""
+    image, painted = inputs()
+    no_parent = submit(client, image, painted, branch_at=3, num_samples=2)
+    assert no_parent.status_code == 400 and "options.branch_at" in no_parent.json()["error"]
+    unknown = submit(client, image, painted, branch_at=3, num_samples=2, parent="nosuchjob")
+    assert unknown.status_code == 404
+    too_long = submit(client, image, painted, prompt="x" * 2001)
+    assert too_long.status_code == 400 and "options.prompt" in too_long.json()["error"]
