@@ -1,6 +1,6 @@
 """How far half precision moves RePaint's result: bf16/fp16 against fp32 for the same seeds.
 
-    python benchmarks/precision.py --out docs                  # CPU: fp32 and bf16, ~5 min
+    python benchmarks/precision.py --out docs                  # CPU: fp32 and bf16
     python benchmarks/precision.py --device cuda --dtypes fp32,bf16,fp16 --out docs/gpu
 
 Runs one preset (default `fast`) over the quality benchmark's items (held-out digits x the
@@ -14,9 +14,6 @@ and all diffusion arithmetic stay fp32. Writes `precision.json` and `precision.m
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as `python benchmarks/precision.py`: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.quality import Method, machine_info, run_benchmark
+from benchmarks.lib.methods import Method
+from benchmarks.lib.reports import command_line, machine_info, utc_now, write_json, write_text
+from benchmarks.lib.runner import run_benchmark
 from repaint.choices import DEFAULT_MODEL
-from repaint.io import atomic_output
 from repaint.loading import load_inpainter
 from repaint.presets import DEFAULT_PRESET, PRESETS, get_preset
 
@@ -81,10 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
     report = {
         "benchmark": "precision",
-        "command": shlex.join(
-            ["python", "benchmarks/precision.py", *(sys.argv[1:] if argv is None else argv)]
-        ),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command_line("benchmarks/precision.py", argv),
+        "date": utc_now(),
         "machine": machine_info(),
         "device": args.device,
         "preset": args.preset,
@@ -113,11 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{row['share_changed']:.1%} | {row['seconds']:.0f} |"
         )
     args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.out / "precision.json", "w") as handle:
-        json.dump(report, handle, indent=2)
-        handle.write("\n")
-    with atomic_output(args.out / "precision.md", "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+    write_json(args.out / "precision.json", report)
+    write_text(args.out / "precision.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -1,6 +1,6 @@
 """Quality against model evaluations: which cheaper schedule keeps the paper's accuracy?
 
-    python benchmarks/presets.py --images 12 --out docs   # ~30 min on the 2-core machine
+    python benchmarks/presets.py --images 12 --out docs
 
 Runs the quality benchmark (`benchmarks/quality.py`: held-out digits x the six mask kinds,
 semantic accuracy, fill PSNR and SSIM, the same x_T for every method) for the paper schedule
@@ -10,16 +10,13 @@ the jumps. The candidate with the fewest model evaluations whose mean accuracy i
 `presets.json`, `presets.md` and `presets.png` (accuracy against evaluations) to `--out`.
 
 With 12 images the mean accuracy pools 72 items, so one item moves it by 1.4 points: the
-choice is only as sure as that. Cost: 0.36 s per model evaluation for the 72 items (two
-batches of 36 at ~5 ms per image), ~4,500 evaluations in all.
+choice is only as sure as that. The schedules together take 4,485 model evaluations per
+item; what that costs on the development machine is in docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,18 +24,21 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as `python benchmarks/presets.py`: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.quality import (
-    DEFAULT_BATCH,
-    Method,
+from benchmarks.lib.methods import Method, missing_requirements, scaled
+from benchmarks.lib.reports import (
+    command_line,
     machine_info,
-    missing_requirements,
-    run_benchmark,
+    save_figure,
+    utc_now,
+    write_json,
+    write_text,
 )
+from benchmarks.lib.runner import DEFAULT_BATCH, run_benchmark
 from repaint.choices import DEFAULT_MODEL
 from repaint.errors import RepaintError
-from repaint.io import atomic_output
 from repaint.loading import load_inpainter
 from repaint.presets import PRESETS
 from repaint.schedule import JumpSchedule
@@ -150,14 +150,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
 
 
 def render_plot(report: Mapping[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     rows = report["methods"]
     paper = rows[PAPER]["mean"]["accuracy"]
-    fig, axes = plt.subplots(figsize=(7.5, 4.8))
+    fig = Figure(figsize=(7.5, 4.8))
+    axes = fig.subplots()
     series: dict[str, list[tuple[int, float, str]]] = {}
     for name, row in rows.items():
         sampler = "DDPM (ancestral)" if row["eta"] is None else f"DDIM (eta={row['eta']:g})"
@@ -206,9 +204,7 @@ def render_plot(report: Mapping[str, Any], path: Path) -> None:
     axes.title.set_fontsize(9)
     axes.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    with atomic_output(path) as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,14 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = shlex.join(
-        ["python", "benchmarks/presets.py", *(sys.argv[1:] if argv is None else argv)]
-    )
+    command = command_line("benchmarks/presets.py", argv)
     paper = Method(PAPER, "repaint", "the paper's schedule", PRESETS["paper"].schedule)
     candidates = [paper, *CANDIDATES]
     if args.schedule_scale != 1:  # smoke tests only
-        from benchmarks.quality import scaled
-
         candidates = [
             Method(m.name, m.family, m.description, scaled(m.schedule, args.schedule_scale), m.eta)
             for m in candidates
@@ -260,18 +252,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     report = {
         "command": command,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "machine": machine_info(),
         "tolerance": args.tolerance,
         **benchmark.report,
     }
     report["chosen"] = choose(report["methods"], args.tolerance)
     args.out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.out / "presets.json", "w") as handle:
-        json.dump(report, handle, indent=2)
-        handle.write("\n")
-    with atomic_output(args.out / "presets.md", "w") as handle:
-        handle.write(render_markdown(report))
+    write_json(args.out / "presets.json", report)
+    write_text(args.out / "presets.md", render_markdown(report))
     render_plot(report, args.out / "presets.png")
     print(f"chosen: {report['chosen']}; wrote {args.out}/presets.{{json,md,png}}")
     return 0

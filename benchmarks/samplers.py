@@ -1,8 +1,8 @@
 """RePaint, DDNM, DPS, CoPaint and CoPaint-TT at matched model-evaluation budgets, on held-out
 digits under the paper's six mask kinds.
 
-    python benchmarks/samplers.py --quick                        # 6 images, budget 50 (~3 min)
-    python benchmarks/samplers.py --images 60 --budgets 50,100   # docs/samplers.md (~25 min)
+    python benchmarks/samplers.py --quick                        # 6 images, budget 50
+    python benchmarks/samplers.py --images 60 --budgets 50,100   # docs/samplers.md
 
 For each budget every sampler gets the largest t_T whose planned cost fits it, counting a
 backward pass through the network as one evaluation (DPS: 2 per step; CoPaint: 1 + 2G
@@ -13,7 +13,8 @@ DPS and CoPaint go straight down (their reference configs). Every sampler uses t
 per-item generators and the reference hyperparameters; outputs are pasted and made grey like
 the product's. Scores as in benchmarks/quality.py (semantic accuracy from a digit classifier
 trained on the training split, PSNR and SSIM of the filled region), each mean with a
-bootstrap 95% interval over the items; wall time per image from the batched runs.
+bootstrap 95% interval over the items; wall time per image from the batched runs. How long
+the runs take on the development machine is in docs/samplers.md.
 """
 
 from __future__ import annotations
@@ -30,23 +31,20 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if not __package__:  # run as `python benchmarks/samplers.py`: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.quality import (
-    _chunks,
-    classifier_features,
-    fill_psnr,
-    fill_ssim,
-    machine_info,
-    train_classifier,
-)
+from benchmarks.lib.metrics import item_scores, train_classifier
+from benchmarks.lib.reports import machine_info, save_figure, write_json, write_text
+from benchmarks.lib.runner import chunks
 from repaint.choices import MASK_KINDS
 from repaint.datasets import load_digits
 from repaint.device import derive_seed, make_generator
-from repaint.io import atomic_output, from_uint8, to_uint8
+from repaint.io import from_uint8, to_uint8
 from repaint.loading import load_inpainter
 from repaint.masks import generate_mask
 from repaint.presets import PRESETS
+from repaint.prior import Prior
 from repaint.sampler import repaint
 from repaint.samplers import SamplerStep, planned_evaluations, run_sampler, walk
 from repaint.schedule import JumpSchedule
@@ -99,14 +97,14 @@ def bootstrap(values: np.ndarray, rng: np.random.Generator) -> list[float | None
 def run(
     name: str,
     schedule: JumpSchedule,
-    prior,
+    prior: Prior,
     images: torch.Tensor,
     keeps: torch.Tensor,
     seeds: list[int],
 ) -> tuple[np.ndarray, float, int]:
     """Outputs (uint8), seconds, and evaluations actually made per image."""
     outputs, evaluations, started = [], 0, time.perf_counter()
-    for chunk in _chunks(len(seeds), BATCH):
+    for chunk in chunks(len(seeds), BATCH):
         generators = [make_generator(seeds[i], prior.device) for i in chunk]
         image, keep = images[chunk.start : chunk.stop], keeps[chunk.start : chunk.stop]
         last: list[SamplerStep] = []
@@ -199,16 +197,13 @@ def render_plot(report: dict[str, Any], path: Path) -> None:
             if metric == "accuracy":
                 ax.set_ylim(0, 1.02)
     axes[0, 0].legend(fontsize=8)
-    figure.savefig(path, dpi=72)
+    save_figure(figure, path, dpi=72)
 
 
 def write_docs(report: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out / "samplers.json", "w") as handle:
-        json.dump(report, handle, indent=2)
-        handle.write("\n")
-    with atomic_output(out / "samplers_tables.md", "w") as handle:
-        handle.write(render_tables(report))
+    write_json(out / "samplers.json", report)
+    write_text(out / "samplers_tables.md", render_tables(report))
     render_plot(report, out / "samplers.png")
 
 
@@ -250,20 +245,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "images": args.images,
         "kinds": list(MASK_KINDS),
         "budgets": budgets,
-        "machine": machine_info(inpainter),
+        "machine": machine_info(),
         "rows": [],
     }
     kinds_a, labels_a = np.array(kinds), np.array(item_labels)
     for budget, name in itertools.product(budgets, names):
         schedule = fit_budget(name, budget)
         output, seconds, made = run(name, schedule, prior, images, keeps, seeds)
-        correct = classifier.predict(classifier_features(output)) == labels_a
-        psnr = np.array(
-            [fill_psnr(t, o, k) for t, o, k in zip(truth_a, output, keep_a, strict=True)]
-        )
-        ssim = np.array(
-            [fill_ssim(t, o, k) for t, o, k in zip(truth_a, output, keep_a, strict=True)]
-        )
+        correct, psnr, ssim = item_scores(output, truth_a, keep_a, labels_a, classifier)
         boot = np.random.default_rng(1)
         row = {
             "budget": budget,

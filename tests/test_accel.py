@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.speed import ValueReads
+from benchmarks.lib.speed.measure import ValueReads
 from repaint.accel import Acceleration
 from repaint.checkpoints import resolve_model
 from repaint.loading import load_inpainter

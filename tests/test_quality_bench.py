@@ -1,4 +1,5 @@
-"""The quality benchmark (benchmarks/quality.py) on a tiny random model and tiny schedules."""
+"""The quality benchmark (benchmarks/quality.py and the benchmarks.lib it runs on) on a tiny
+random model and tiny schedules."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
 
 from benchmarks import quality
+from benchmarks.lib import methods, quality_report, reports, runner
 from repaint.device import derive_seed, make_generator
 from repaint.loading import load_inpainter
 from repaint.pixel import PixelInpainter
@@ -26,11 +28,11 @@ HAVE_CV2 = importlib.util.find_spec("cv2") is not None
 HAVE_DIFFUSERS = importlib.util.find_spec("diffusers") is not None
 METHODS = [
     name
-    for name in quality.METHODS
+    for name in methods.METHODS
     if (HAVE_CV2 or not name.startswith("opencv"))
     and (HAVE_DIFFUSERS or name != "diffusers-repaint")
 ]
-DIFFUSION = [name for name in METHODS if name in quality.DIFFUSION_METHODS]
+DIFFUSION = [name for name in METHODS if name in methods.DIFFUSION_METHODS]
 KINDS = ("thick", "ex64")
 IMAGES = 2
 TINY = {
@@ -49,8 +51,8 @@ def inpainter(tiny_model) -> PixelInpainter:
 
 
 @pytest.fixture(scope="module")
-def bench(inpainter) -> quality.Benchmark:
-    return quality.run_benchmark(
+def bench(inpainter) -> runner.Benchmark:
+    return runner.run_benchmark(
         inpainter,
         images=IMAGES,
         kinds=KINDS,
@@ -113,7 +115,7 @@ def test_masks_are_the_paper_kinds_from_the_seed(bench):
 
 
 def test_results_do_not_depend_on_batching(inpainter, bench):
-    again = quality.run_benchmark(
+    again = runner.run_benchmark(
         inpainter,
         images=IMAGES,
         kinds=KINDS,
@@ -147,7 +149,7 @@ def test_diffusers_starts_from_the_same_noise_as_our_sampler(inpainter):
 
     prior = inpainter.prior
     repaint(recorder("ours"), prior.diffusion(8), image, keep, schedule, generator=generators())
-    quality.diffusers_repaint(
+    methods.diffusers_repaint(
         recorder("diffusers"), prior.config, image, keep, schedule, generators()
     )
     assert torch.equal(seen["ours"], seen["diffusers"])
@@ -155,7 +157,7 @@ def test_diffusers_starts_from_the_same_noise_as_our_sampler(inpainter):
 
 @pytest.mark.skipif(not HAVE_DIFFUSERS, reason="diffusers is not installed")
 def test_diffusers_paper_schedule_has_the_papers_evaluations():
-    scheduler = quality._diffusers_scheduler({"diffusion_steps": 1000})
+    scheduler = methods.diffusers_scheduler({"diffusion_steps": 1000})
     scheduler.set_timesteps(250, jump_length=10, jump_n_sample=10)
     steps = scheduler.timesteps.tolist()
     reverse = 1 + sum(1 for a, b in itertools.pairwise(steps) if b < a)
@@ -165,25 +167,25 @@ def test_diffusers_paper_schedule_has_the_papers_evaluations():
 
 
 def test_full_method_list_matches_the_brief():
-    methods = {m.name: m for m in quality.build_methods()}
-    assert methods["repaint-paper"].evaluations == 2410
-    assert methods["no-resampling"].evaluations == 250
-    assert methods["slowing-down"].schedule.t_T == 1000  # capped by the training steps
-    assert methods["slowing-down"].evaluations == 1000
-    assert methods["repaint-fast"].evaluations == 210
-    assert methods["repaint-draft"].evaluations == 90
-    assert methods["diffusers-repaint"].schedule == PRESETS["paper"].schedule
-    assert quality._chunks(10, 4) == [range(0, 3), range(3, 7), range(7, 10)]
+    built = {m.name: m for m in methods.build_methods()}
+    assert built["repaint-paper"].evaluations == 2410
+    assert built["no-resampling"].evaluations == 250
+    assert built["slowing-down"].schedule.t_T == 1000  # capped by the training steps
+    assert built["slowing-down"].evaluations == 1000
+    assert built["repaint-fast"].evaluations == 210
+    assert built["repaint-draft"].evaluations == 90
+    assert built["diffusers-repaint"].schedule == PRESETS["paper"].schedule
+    assert runner.chunks(10, 4) == [range(0, 3), range(3, 7), range(7, 10)]
 
 
 def test_outputs_are_written(bench, tmp_path):
     report = {
         "command": "python benchmarks/quality.py --test",
         "date": "2026-01-01T00:00:00+00:00",
-        "machine": quality.machine_info(),
+        "machine": reports.machine_info(),
         **bench.report,
     }
-    paths = quality.write_outputs(report, tmp_path / "docs")
+    paths = quality_report.write_outputs(report, tmp_path / "docs")
     assert [p.name for p in paths] == ["quality.json", "quality.md", "quality.png"]
     loaded = json.loads(paths[0].read_text())
     assert loaded["methods"].keys() == bench.report["methods"].keys()
@@ -198,7 +200,7 @@ def test_outputs_are_written(bench, tmp_path):
 
 
 def test_command_line_end_to_end(tiny_model, tmp_path, capsys):
-    methods = "repaint-draft,masked-input" + (",opencv-ns" if HAVE_CV2 else "")
+    chosen = "repaint-draft,masked-input" + (",opencv-ns" if HAVE_CV2 else "")
     code = quality.main(
         [
             "--model",
@@ -208,7 +210,7 @@ def test_command_line_end_to_end(tiny_model, tmp_path, capsys):
             "--kinds",
             "nn2",
             "--methods",
-            methods,
+            chosen,
             "--schedule-scale",
             "0.05",
             "--out",
@@ -224,14 +226,14 @@ def test_command_line_end_to_end(tiny_model, tmp_path, capsys):
 
 
 def test_missing_package_is_one_line(monkeypatch, capsys, tmp_path):
-    real = quality.importlib.import_module
+    real = methods.importlib.import_module
 
     def fake(name, *args):
         if name == "diffusers":
             raise ImportError(name)
         return real(name, *args)
 
-    monkeypatch.setattr(quality.importlib, "import_module", fake)
+    monkeypatch.setattr(methods.importlib, "import_module", fake)
     assert quality.main(["--out", str(tmp_path)]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "diffusers" in error and ".[bench]" in error
@@ -242,4 +244,4 @@ def test_bad_arguments_are_refused(tiny_model, capsys):
     assert quality.main(["--model", str(tiny_model), "--kinds", "bogus"]) == 2
     assert "bogus" in capsys.readouterr().err
     with pytest.raises(Exception, match="unknown method"):
-        quality.build_methods(["nope"])
+        methods.build_methods(["nope"])

@@ -1,4 +1,5 @@
-"""The study benchmark (benchmarks/study.py) on the embedded model with its short settings."""
+"""The study benchmark (benchmarks/study.py and benchmarks.lib.study) on the embedded model
+with its short settings."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ pytest.importorskip("skimage")
 pytest.importorskip("matplotlib")
 
 from benchmarks import study
+from benchmarks.lib.study.diversity import BRANCHES, diversity
+from benchmarks.lib.study.schedules import quality_methods
 from repaint.loading import load_inpainter
 
 
 def test_early_and_late_resampling_are_compared_at_equal_cost_on_their_sides():
-    early, late, everywhere = study.quality_methods(1.0)["early-late"]
+    early, late, everywhere = quality_methods(1.0)["early-late"]
     assert early.evaluations == late.evaluations < everywhere.evaluations
     assert min(a for a, b in early.schedule.pairs() if b > a) >= 25
     assert max(a for a, b in late.schedule.pairs() if b > a) <= 24
@@ -24,11 +27,11 @@ def test_early_and_late_resampling_are_compared_at_equal_cost_on_their_sides():
 def test_later_branches_cost_less_and_differ_less():
     """K full runs against K branches of one shared run: the shared part is paid once, and
     branching near the end leaves the samples far more alike than independent runs."""
-    rows = study.diversity(load_inpainter("digits", device="cpu"), 2, 0, 0.2)
+    rows = diversity(load_inpainter("digits", device="cpu"), 2, 0, 0.2)
     full, *branches = rows
-    assert full["shared"] == 0 and full["evaluations"] == study.BRANCHES * full["per_branch"]
+    assert full["shared"] == 0 and full["evaluations"] == BRANCHES * full["per_branch"]
     latest = next(row for row in branches if row["branch_at"] == 1)
-    assert latest["evaluations"] == latest["shared"] + study.BRANCHES * latest["per_branch"]
+    assert latest["evaluations"] == latest["shared"] + BRANCHES * latest["per_branch"]
     assert latest["evaluations"] < full["evaluations"]
     assert latest["pairwise_rms"] < 0.6 * full["pairwise_rms"]
     assert all(0 <= row["accuracy"] <= 1 for row in rows)
