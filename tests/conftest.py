@@ -68,3 +68,51 @@ def tiny_model(tmp_path_factory) -> Path:
     torch.save(unet_from_config(TINY_CONFIG).state_dict(), folder / "tiny.pt")
     (folder / "tiny.yml").write_text(yaml.safe_dump(TINY_CONFIG))
     return folder / "tiny.pt"
+
+
+TINY_TRAIN = {
+    "image_size": 16,
+    "num_channels": 32,
+    "num_res_blocks": 1,
+    "channel_mult": "1,2",
+    "attention_resolutions": "8",
+    "steps": 4,
+    "batch_size": 3,
+    "save_every": 2,
+    "sample_every": 0,
+    "seed": 3,
+}
+
+
+def tiny_train_config(data, **changes):
+    """A `TrainConfig` for a 16 px network small enough to train in tests."""
+    from repaint.training.config import TrainConfig
+
+    return TrainConfig(**{"data": str(data), **TINY_TRAIN, **changes})
+
+
+def tiny_train_flags(data, out, **changes) -> list[str]:
+    """The command-line form of `tiny_train_config`."""
+    settings = {"data": data, "out": out, **TINY_TRAIN, **changes}
+    flags = []
+    for name, value in settings.items():
+        if value is True:
+            flags.append("--" + name.replace("_", "-"))
+        elif value is not False:
+            flags += ["--" + name.replace("_", "-"), str(value)]
+    return [*flags, "--no-progress", "--device", "cpu"]
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """Eight random 16 px RGB images."""
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        pixels = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+    return folder

@@ -179,6 +179,8 @@ print(code, 'torch' in sys.modules)
     [
         (["--help"], "0"),
         (["inpaint", "--help"], "0"),
+        (["train", "--help"], "0"),
+        (["train", "--data", "digits", "--out", "o", "--grad-accum", "two"], "2"),
         (["inpaint", "--num-samples", "notanumber"], "2"),
         (["schedule", "--t-T", "ten"], "2"),
         (["nosuchcommand"], "2"),

@@ -529,13 +529,65 @@ TRAIN_CASES = {
     "steps text": (["--steps", "many"], "--steps"),
     "data missing": (["--data", "/nonexistent/images"], "/nonexistent/images"),
     "data empty": (["--data", "EMPTY"], "empty"),
+    "data only a corrupt image": (["--data", "CORRUPT"], "no readable images"),
+    "data smaller than the model, no resize": (
+        ["--data", "IMAGES", "--no-resize", "--image-size", "64"],
+        "smaller than 64",
+    ),
+    "grad-accum 0": (["--grad-accum", "0"], "--grad-accum"),
+    "grad-accum text": (["--grad-accum", "two"], "--grad-accum"),
+    "batch x accum too large": (["--batch-size", "4000", "--grad-accum", "2"], "--batch-size"),
+    "precision fp8": (["--precision", "fp8"], "--precision"),
+    "lr-warmup -1": (["--lr-warmup", "-1"], "--lr-warmup"),
+    "lr-schedule linear": (["--lr-schedule", "linear"], "--lr-schedule"),
+    "grad-clip -1": (["--grad-clip", "-1"], "--grad-clip"),
+    "grad-clip nan": (["--grad-clip", "nan"], "--grad-clip"),
+    "ema-rate twice": (["--ema-rate", "0.9,0.9"], "--ema-rate"),
+    "ema-rate text": (["--ema-rate", "fast"], "--ema-rate"),
+    "ema-warmup bogus": (["--ema-warmup", "bogus"], "--ema-warmup"),
+    "ema-power 0": (["--ema-power", "0"], "--ema-power"),
+    "random-crop 0": (["--random-crop", "0,1"], "--random-crop"),
+    "random-crop reversed": (["--random-crop", "0.9,0.5"], "--random-crop"),
+    "random-crop text": (["--random-crop", "half"], "--random-crop"),
+    "random-crop range without resize": (["--random-crop", "0.5,1", "--no-resize"], "--no-resize"),
+    "workers -2": (["--workers", "-2"], "--workers"),
+    "log-every 0": (["--log-every", "0"], "--log-every"),
+    "val-every -1": (["--val-every", "-1"], "--val-every"),
+    "val-split 0.9": (["--val-split", "0.9"], "--val-split"),
+    "val-split on digits": (["--val-split", "0.1"], "--val-data digits"),
+    "val-split and val-data": (["--val-split", "0.1", "--val-data", "EMPTY"], "--val-split"),
+    "val-images 0": (["--val-images", "0"], "--val-images"),
+    "val-preset bogus": (["--val-preset", "bogus"], "--val-preset"),
+    "val-every on a folder without held-out images": (
+        ["--data", "IMAGES", "--val-every", "5"],
+        "--val-split",
+    ),
+    "val-data missing": (["--val-every", "5", "--val-data", "/nonexistent/held"], "held"),
+    "init missing file": (["--init", "/nonexistent/model.pt"], "/nonexistent/model.pt"),
+    "init unknown name": (["--init", "nosuchmodel"], "nosuchmodel"),
+    "init-config without init": (["--init-config", "TINY_YML"], "--init-config"),
+    "init and a disagreeing flag": (
+        ["--init", "TINY", "--num-channels", "64"],
+        "--num-channels 64",
+    ),
+    "init a pickle that runs code": (["--init", "EXPLOIT"], "only an unsafe load would run"),
+}
+PLACEHOLDERS = {
+    "EMPTY": "empty",
+    "CORRUPT": "corrupt",
+    "IMAGES": "images",
+    "TINY": "tiny.pt",
+    "TINY_YML": "tiny.yml",
+    "EXPLOIT": "exploit.pt",
 }
 
 
 @pytest.mark.parametrize("case", sorted(TRAIN_CASES))
 def test_train(case, world, tmp_path, capsys):
     flags, words = TRAIN_CASES[case]
-    flags = [str(world / "empty") if flag == "EMPTY" else flag for flag in flags]
+    (world / "corrupt").mkdir(exist_ok=True)
+    (world / "corrupt" / "only.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    flags = [str(world / PLACEHOLDERS[flag]) if flag in PLACEHOLDERS else flag for flag in flags]
     data = [] if "--data" in flags else ["--data", "digits"]
     out = tmp_path / "run"
     try:
@@ -545,7 +597,26 @@ def test_train(case, world, tmp_path, capsys):
     check_contract(code, capsys.readouterr().err, words, world, out)
 
 
+def other_world_state(path: Path, world: Path) -> None:
+    """A valid state of the same settings, written by a two-process run."""
+    from dataclasses import asdict
+
+    from repaint.training.config import TrainConfig
+
+    state = {
+        "config": asdict(TrainConfig(data="digits", steps=1)),
+        "step": 1,
+        "model": {},
+        "ema": {},
+        "optimizer": {},
+        "generator": torch.Generator().get_state(),
+        "world_size": 2,
+    }
+    torch.save(state, path)
+
+
 STATE_CASES = {
+    "another world size": (other_world_state, "2 process(es), this is 1"),
     "foreign dict": (lambda path, world: torch.save({"a": 1}, path), "not a training state"),
     "garbage bytes": (lambda path, world: path.write_bytes(b"garbage"), "unreadable"),
     "a pickle that runs code": (

@@ -68,6 +68,7 @@ def why_not_run(argv: list[str]) -> str | None:
     """Why a `repaint ...` command cannot run on this machine, or None when it can."""
     command = argv[0]
     model = argv[argv.index("--model") + 1] if "--model" in argv else ""
+    model = argv[argv.index("--init") + 1] if "--init" in argv else model
     if command == "download" or model in NETWORK_MODELS or model.startswith("hf:"):
         return "downloads a published model (no network in the test)"
     if "--device" in argv and argv[argv.index("--device") + 1] == "cuda":

@@ -91,13 +91,28 @@ def open_image(path: str | Path | bytes, *, upright: bool = True, name: str = ""
         if not path.is_file():
             raise RepaintError(f"{path}: no such image file")
         source, label = path, str(path)
+    with _decoding(label), Image.open(source) as image:
+        check_pixels(*image.size, label)
+        image.load()
+        return (ImageOps.exif_transpose(image) or image) if upright else image.copy()
+
+
+def image_header(path: str | Path) -> tuple[int, int]:
+    """(width, height) as an image file's header gives them, without decoding the pixels:
+    a cheap check of every file of a large folder (a truncated body shows only on decoding).
+    The EXIF orientation is not applied."""
+    with _decoding(str(path)), Image.open(path) as image:
+        check_pixels(*image.size, path)
+        return image.size
+
+
+@contextmanager
+def _decoding(label: str) -> Iterator[None]:
+    """Pillow's failures as one line naming the file; our pixel limit replaces its warning."""
     try:
-        with warnings.catch_warnings():  # our own limit, in one line, replaces Pillow's warning
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as image:
-                check_pixels(*image.size, label)
-                image.load()
-                return (ImageOps.exif_transpose(image) or image) if upright else image.copy()
+            yield
     except Image.DecompressionBombError:
         raise RepaintError(
             f"{label}: its header claims more than {2 * DEFAULT_MAX_PIXELS:,} pixels, more "

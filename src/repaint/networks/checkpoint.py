@@ -50,7 +50,10 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     except OSError:
         raise
     except Exception as exc:  # unpickling, zip and safetensors errors: not a checkpoint
-        raise ValueError(f"{path} is not a readable checkpoint: {exc}") from exc
+        reason = str(exc)
+        if "Weights only load failed" in reason:  # torch's advice to unpickle it is not ours
+            reason = "it holds objects that only an unsafe load would run"
+        raise ValueError(f"{path} is not a readable checkpoint: {reason}") from exc
     if not isinstance(state, Mapping) or not all(
         isinstance(key, str) and isinstance(value, Tensor) for key, value in state.items()
     ):
