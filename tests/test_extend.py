@@ -14,9 +14,15 @@ from repaint.cli import main
 from repaint.errors import RepaintError
 from repaint.loading import load_inpainter
 from repaint.regions import MIN_CONTEXT, extend_canvas, plan_extension
+from tests.test_branching import network_calls, unet_calls
 from tests.test_inpaint import photo
 
-SHORT = {"t_T": 6, "jump_length": 2, "jump_n_sample": 2}  # 10 model evaluations
+SHORT = {"t_T": 6, "jump_length": 2, "jump_n_sample": 2}
+# By hand: from level 5 down, a jump 2 levels back up fires when the run first reaches a
+# segment end below t_T - 2 = 4, i.e. 2 and 0, so one window's run steps down from
+#   5 4 3 (2 -> 4) 4 3 2 1 (0 -> 2) 2 1 0: 10 model evaluations (6 levels + 2 jumps x 2).
+WINDOW_LEVELS = [5, 4, 3, 4, 3, 2, 1, 2, 1, 0]
+STEPS_6 = (0, 200, 400, 599, 799, 999)  # level i: diffusion step round(i * 999 / 5)
 SHORT_FLAGS = ["--t-T", "6", "--jump-length", "2", "--jump-n-sample", "2", "--no-progress"]
 
 
@@ -53,14 +59,23 @@ def test_the_plan_covers_every_new_pixel_each_window_adding_some_next_to_known(
 def test_a_texture_extended_to_96x64_keeps_the_original_and_fills_the_rest(inpainter):
     texture = photo(32, 32, seed=3)
     sides = (32, 16, 32, 16)
-    result = inpainter(texture, None, schedule=SHORT, seed=2, num_samples=2, extend=sides)
+    with network_calls(inpainter, STEPS_6) as calls:
+        result = inpainter(texture, None, schedule=SHORT, seed=2, num_samples=2, extend=sides)
     start, _ = extend_canvas(texture, np.ones((32, 32), bool), sides)
     covered = np.zeros((64, 96), dtype=bool)
     for window in result.windows:
         rows, cols, _, _ = window.clip(64, 96)
         covered[rows, cols] = True
     assert covered.all() and result.fit == "extend"
-    assert result.model_evaluations == len(result.windows) * 2 * 10
+    # The greedy plan on this 64x96 canvas (32 px windows on an 8 px grid, each with at
+    # least a quarter of it known), worked out by hand, (top, left): (0, 16) and (0, 48)
+    # above the tile, (16, 0) and (16, 64) beside it, 768 new pixels each; (32, 0), (32, 32)
+    # and (32, 64) along the bottom strip, 512 each; (0, 0) and (0, 64), the top corners,
+    # 256 each. Nine windows, the two samples of each in one batch of 10 network calls.
+    plan = [(0, 16), (0, 48), (16, 0), (16, 64), (32, 0), (32, 32), (32, 64), (0, 0), (0, 64)]
+    assert [(window.top, window.left) for window in result.windows] == plan
+    assert calls.levels == 9 * WINDOW_LEVELS and calls.batch_sizes == [2] * 90
+    assert calls.evaluations == 9 * 2 * 10 == result.model_evaluations == 180
     new = np.ones((64, 96), dtype=bool)
     new[16:48, 32:64] = False
     for image in result.images:
@@ -76,7 +91,13 @@ def test_a_mask_inside_is_filled_too_and_extension_does_not_branch(inpainter):
     texture = photo(32, 32, seed=4)
     keep = np.ones((32, 32), dtype=bool)
     keep[10:20, 10:20] = False
-    result = inpainter(texture, keep, schedule=SHORT, seed=1, extend=(0, 0, 16, 0))
+    with network_calls(inpainter, STEPS_6) as calls:
+        result = inpainter(texture, keep, schedule=SHORT, seed=1, extend=(0, 0, 16, 0))
+    # a 32x48 canvas: the window at left 16 takes the new strip and the hole's right part
+    # (552 new pixels), the one at left 0 the rest of the hole (60); 2 x 10 evaluations
+    assert [(window.top, window.left) for window in result.windows] == [(0, 16), (0, 0)]
+    assert calls.levels == 2 * WINDOW_LEVELS and calls.evaluations == result.model_evaluations
+    assert result.model_evaluations == 20
     out = np.asarray(result.image)
     assert out.shape == (32, 48, 3)
     assert np.array_equal(out[:, :32][keep], texture[keep])
@@ -101,10 +122,15 @@ def test_the_command_line_extends_without_a_mask_and_redoes_it_from_the_sidecar(
     out, again = tmp_path / "out", tmp_path / "again"
     args = ["inpaint", str(tmp_path / "tile.png"), "--model", str(tiny_model), "--seed", "9"]
     args += ["--extend", "16,0,16,8", "--grid", "--out", str(out), *SHORT_FLAGS]
-    assert main(args) == 0
-    assert "window(s) x 1 sample(s) x 10" in capsys.readouterr().err
+    with unet_calls(STEPS_6) as calls:
+        assert main(args) == 0
+    assert calls.levels == 4 * WINDOW_LEVELS and calls.evaluations == 40
+    # a 64x40 canvas, the tile in rows 0-31, columns 16-47: windows (8, 0) and (8, 32), 640
+    # new pixels each, then the two 8x16 top corners, (0, 0) and (0, 32): 4 x 10 evaluations
+    assert "4 window(s) x 1 sample(s) x 10 = 40 model evaluations" in capsys.readouterr().err
     sidecar = json.loads((out / "tile.json").read_text())
     assert sidecar["mask"] is None and sidecar["options"]["extend"] == [16, 0, 16, 8]
+    assert sidecar["model_evaluations"] == 40
     assert Image.open(out / "tile.png").size == (64, 40)
     assert Image.open(out / "tile_grid.png").width > 3 * 64
     assert main(["inpaint", "--from-sidecar", str(out / "tile.json"), "--out", str(again)]) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 import time
 
 import numpy as np
@@ -101,7 +102,16 @@ def test_cancel_stops_the_run_and_the_next_one_runs(client):
 
 
 def test_uploads_are_checked_and_names_never_used(client, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+    # The server runs three folders below a root we watch whole, its temporary files there
+    # too: a name like ../../evil.png, written relative to either, lands inside the root.
+    cwd, scratch = tmp_path / "a" / "b" / "cwd", tmp_path / "a" / "b" / "tmp"
+    cwd.mkdir(parents=True)
+    scratch.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    for folder in (cwd, scratch):
+        assert tmp_path in (folder / "../../evil.png").resolve().parents
+    before = sorted(tmp_path.rglob("*"))
     image, painted = inputs()
     big = np.random.default_rng(1).integers(0, 256, (200, 200, 3), dtype=np.uint8)
     too_big = submit(client, big, painted)
@@ -118,7 +128,9 @@ def test_uploads_are_checked_and_names_never_used(client, tmp_path, monkeypatch)
     assert other.status_code == 400 and "not available" in other.json()["error"]
     job = submit(client, image, painted, filename="../../evil.png").json()
     wait(client, job["id"])
-    assert not list(tmp_path.rglob("*"))  # nothing written, least of all ../../evil.png
+    # nothing written, least of all ../../evil.png, here or in the folders above
+    assert before == [tmp_path / path for path in ("a", "a/b", "a/b/cwd", "a/b/tmp")]
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 def test_serve_without_the_extra_names_it(monkeypatch, capsys):
