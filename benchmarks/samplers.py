@@ -1,5 +1,6 @@
-"""RePaint, DDNM, DPS, CoPaint and CoPaint-TT at matched model-evaluation budgets, on held-out
-digits under the paper's six mask kinds.
+"""Every sampler of the registry (RePaint, DDNM, DPS, CoPaint, CoPaint-TT, DiffPIR, ΠGDM and
+LanPaint) at matched model-evaluation budgets, on held-out digits under the paper's six mask
+kinds.
 
     python benchmarks/samplers.py --quick                        # 6 images, budget 50
     python benchmarks/samplers.py --images 60 --budgets 50,100   # docs/samplers.md
@@ -7,9 +8,10 @@ digits under the paper's six mask kinds.
 For each budget every sampler gets the largest t_T whose planned cost fits it, counting a
 backward pass through the network as one evaluation (DPS: 2 per step; CoPaint: 1 + 2G
 forward and G backward per step, plus one forward per cut of its step size, which the
-report counts as run). Schedules per sampler: RePaint jumps back t_T // 5 levels 3 times
-(the `fast` preset's shape), CoPaint-TT t_T // 5 levels twice (its authors' script), DDNM,
-DPS and CoPaint go straight down (their reference configs). Every sampler uses the same
+report counts as run; LanPaint: 1 + its Langevin steps per step). Schedules per sampler:
+RePaint jumps back t_T // 5 levels 3 times (the `fast` preset's shape), CoPaint-TT t_T // 5
+levels twice (its authors' script), the others go straight down (their reference configs),
+each on the product's uniformly respaced diffusion. Every sampler uses the same
 per-item generators and the reference hyperparameters; outputs are pasted and made grey like
 the product's. Scores as in benchmarks/quality.py (semantic accuracy from a digit classifier
 trained on the training split, PSNR and SSIM of the filled region), each mean with a
@@ -38,6 +40,8 @@ from benchmarks.lib.metrics import item_scores, train_classifier
 from benchmarks.lib.reports import machine_info, save_figure, write_json, write_text
 from benchmarks.lib.runner import chunks
 from repaint.choices import MASK_KINDS
+from repaint.costs import request_costs
+from repaint.costs import sampler_levels as request_levels
 from repaint.datasets import load_digits
 from repaint.device import derive_seed, make_generator
 from repaint.io import from_uint8, to_uint8
@@ -45,11 +49,13 @@ from repaint.loading import load_inpainter
 from repaint.masks import generate_mask
 from repaint.presets import PRESETS
 from repaint.prior import Prior
-from repaint.sampler import repaint
-from repaint.samplers import SamplerStep, planned_evaluations, run_sampler, walk
+from repaint.request import InpaintRequest
+from repaint.samplers import SAMPLERS as REGISTRY
+from repaint.samplers import call_sampler, get_spec
+from repaint.samplers.common import Step
 from repaint.schedule import JumpSchedule
 
-SAMPLERS = ("repaint", "ddnm", "dps", "copaint", "copaint-tt")
+SAMPLERS = tuple(REGISTRY)
 PRESET_ROWS = {"repaint-fast": "fast"}  # RePaint at a preset's own shape, where it fits
 BOOTSTRAP = 1000
 BATCH = 60
@@ -66,9 +72,9 @@ def schedule_for(name: str, t_T: int) -> JumpSchedule:
 
 
 def planned(name: str, schedule: JumpSchedule) -> int:
-    if name.startswith("repaint"):
-        return schedule.reverse_steps
-    return sum(planned_evaluations(name, walk(name, schedule)))
+    """The sampler's planned model evaluations on `schedule` (backward passes counted)."""
+    sampler = "repaint" if name in PRESET_ROWS else name
+    return request_costs(InpaintRequest(schedule=schedule, sampler=sampler)).each
 
 
 def fit_budget(name: str, budget: int) -> JumpSchedule:
@@ -107,30 +113,21 @@ def run(
     for chunk in chunks(len(seeds), BATCH):
         generators = [make_generator(seeds[i], prior.device) for i in chunk]
         image, keep = images[chunk.start : chunk.stop], keeps[chunk.start : chunk.stop]
-        last: list[SamplerStep] = []
-        if name.startswith("repaint"):
-            with torch.inference_mode():
-                x = repaint(
-                    prior.denoise,
-                    prior.diffusion(schedule.t_T),
-                    image,
-                    keep,
-                    schedule,
-                    generator=generators,
-                )
-            evaluations = schedule.reverse_steps
-        else:
-            x = run_sampler(
-                name,
+        steps: list[Step] = []
+        spec = get_spec("repaint" if name in PRESET_ROWS else name)
+        with torch.inference_mode(not spec.gradients):
+            x = call_sampler(
+                spec,
                 prior.denoise,
                 prior.diffusion(schedule.t_T),
                 image,
                 keep,
-                schedule,
+                request_levels(spec, schedule),
                 generator=generators,
-                callback=last.append,
+                callback=steps.append,
             )
-            evaluations = max(evaluations, last[-1].evaluations)
+        made = getattr(steps[-1], "evaluations", steps[-1].index + 1)  # RePaint: one per step
+        evaluations = max(evaluations, made)
         x = x.mean(dim=1, keepdim=True).expand_as(x)  # the digits model is greyscale
         x = torch.where(keep.expand_as(x) > 0.5, image, x)
         outputs.append(to_uint8(x))

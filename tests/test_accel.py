@@ -15,7 +15,7 @@ from repaint.checkpoints import resolve_model
 from repaint.loading import load_inpainter
 from repaint.pixel import PixelInpainter
 from repaint.prior import Prior, create_prior
-from repaint.sampler import repaint
+from repaint.samplers.repaint import repaint
 from repaint.schedule import JumpSchedule
 from tests.conftest import SHORT
 

@@ -148,6 +148,59 @@ def test_no_import_cycle_among_the_modules():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
+ARCHITECTURE = PACKAGE.parents[1] / "docs" / "architecture.md"
+
+
+def documented_floors() -> list[tuple[str, set[str]]]:
+    """The floors table of docs/architecture.md, lowest floor first."""
+    text = ARCHITECTURE.read_text().split("## Floors", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and "`" in cells[1]:
+            rows.append((cells[0], {name.strip(" `") for name in cells[1].split(",")}))
+    return rows[::-1]
+
+
+def floor_of(module: str, floors: list[tuple[str, set[str]]]) -> int | None:
+    parts = module.split(".")[1:]  # without the leading `repaint`
+    head = parts[0] if parts else "__init__"
+    return next((i for i, (_, names) in enumerate(floors) if head in names), None)
+
+
+def test_every_import_goes_to_its_own_floor_or_below():
+    floors = documented_floors()
+    assert [name for name, _ in floors][:2] == ["ground", "core"] and len(floors) >= 8
+    graph = import_graph()
+    unplaced = sorted(module for module in graph if floor_of(module, floors) is None)
+    assert not unplaced, f"modules on no floor of docs/architecture.md: {unplaced}"
+    upward = [
+        f"{importer} ({floors[floor_of(importer, floors)][0]}) imports {target} "
+        f"({floors[floor_of(target, floors)][0]})"
+        for importer, targets in graph.items()
+        for target in targets
+        if floor_of(target, floors) > floor_of(importer, floors)
+    ]
+    assert not upward, upward
+
+
+def test_the_floor_check_finds_an_upward_import():
+    floors = [("ground", {"errors"}), ("core", {"samplers"}), ("doors", {"cli"})]
+    assert floor_of("repaint.samplers.ddnm", floors) == 1
+    assert floor_of("repaint.cli", floors) == 2 and floor_of("repaint.io", floors) is None
+    assert floor_of("repaint.cli", floors) > floor_of("repaint.errors", floors)
+
+
+def test_the_web_app_has_no_long_function():
+    tree = ast.parse((PACKAGE / "web" / "app.py").read_text())
+    lengths = {
+        node.name: node.end_lineno - node.lineno + 1
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    assert lengths and max(lengths.values()) <= 60, lengths
+
+
 def test_no_module_is_longer_than_400_lines():
     lengths = {name: len(path.read_text().splitlines()) for name, path in package_modules().items()}
     offenders = {name: n for name, n in lengths.items() if n > MAX_LINES}

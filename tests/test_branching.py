@@ -214,9 +214,9 @@ def test_a_branch_schedule_changes_only_the_rest(inpainter):
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"branch_at": 12}, "--branch-at"),
-        ({"branch_at": -1}, "--branch-at"),
-        ({"branch_schedule": {"jump_length": 2}}, "--branch-at"),
+        ({"branch_at": 12}, "branch_at: "),
+        ({"branch_at": -1}, "branch_at: "),
+        ({"branch_schedule": {"jump_length": 2}}, "needs branch_at"),
         ({"branch_at": 3, "branch_schedule": {"t_T": 20}}, "t_T"),
         ({"branch_at": 3, "branch_schedule": {"jump_length": 0}}, "jump_length"),
     ],

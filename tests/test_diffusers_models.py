@@ -13,7 +13,7 @@ from PIL import Image
 from repaint.cli import main
 from repaint.errors import RepaintError
 from repaint.loading import load_inpainter
-from repaint.sampler import repaint
+from repaint.samplers.repaint import repaint
 from repaint.schedule import JumpSchedule
 
 diffusers = pytest.importorskip("diffusers")

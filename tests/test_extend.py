@@ -103,8 +103,8 @@ def test_a_mask_inside_is_filled_too_and_extension_does_not_branch(inpainter):
     assert np.array_equal(out[:, :32][keep], texture[keep])
     assert (out[10:20, 10:20] != texture[10:20, 10:20]).any()
     for options, words in [
-        ({"branch_at": 2, "num_samples": 2}, "--extend: .* drop --branch-at"),
-        ({"fit": "pad"}, "--extend: .* drop --fit"),
+        ({"branch_at": 2, "num_samples": 2}, "extend: .* drop branch_at"),
+        ({"fit": "pad"}, "extend: .* drop fit"),
         ({"extend": (1, 2, 3)}, "LEFT,TOP,RIGHT,BOTTOM"),
         ({"extend": (0, 0, 0, 0)}, "all four sides are 0"),
         ({"extend": (-1, 0, 0, 0)}, "whole number of pixels"),

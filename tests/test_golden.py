@@ -16,7 +16,7 @@ from repaint.config import load_reference_config
 from repaint.device import make_generator
 from repaint.loading import load_inpainter
 from repaint.reference import build_model, load_eval_items
-from repaint.sampler import repaint
+from repaint.samplers.repaint import repaint
 from repaint.schedule import JumpSchedule
 
 TOLERANCE = {"uncond32": 1e-4, "classcond64": 1e-3}

@@ -193,7 +193,7 @@ def test_one_off_inpaint_function_returns_the_common_result(tiny_model, inpainte
 
 
 def test_class_label_out_of_range(inpainter):
-    with pytest.raises(RepaintError, match="--class"):
+    with pytest.raises(RepaintError, match="class_label: "):
         run(inpainter, photo(), keep_mask(), class_label=1000)
 
 
@@ -407,7 +407,7 @@ def test_models_command_lists_the_registry(capsys, tmp_path, monkeypatch):
                 "--n-sample",
                 "0",
             ],
-            ["n_sample"],
+            ["--n-sample"],
         ),
     ],
 )

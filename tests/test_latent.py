@@ -110,17 +110,18 @@ def inpainter(sd_folder):
 def test_latent_inpainting_keeps_known_pixels_and_follows_the_prompt(inpainter):
     image, keep = photo(), hole()
     calls = []
-    forward = inpainter.unet.forward
+    unet = inpainter.prior.unet
+    forward = unet.forward
 
     def counting(sample, *args, **kwargs):
         calls.append(sample.shape[0])
         return forward(sample, *args, **kwargs)
 
-    inpainter.unet.forward = counting
+    unet.forward = counting
     try:
         first = inpainter(image, keep, schedule=SHORT, prompt="a red cat", seed=1, num_samples=2)
     finally:
-        inpainter.unet.forward = forward
+        unet.forward = forward
     assert calls == [4] * 10  # unconditional and conditional, 2 samples, in one call per step
     again = inpainter(image, keep, schedule=SHORT, prompt="a red cat", seed=1, num_samples=2)
     other = inpainter(image, keep, schedule=SHORT, prompt="a blue dog", seed=1, num_samples=2)
@@ -169,12 +170,25 @@ def test_prompt_for_a_pixel_model_is_one_line(tiny_model, tmp_path, capsys):
     assert len(err) == 1 and "not text-conditioned" in err[0]
 
 
-def test_branching_and_class_labels_are_refused_in_one_line(inpainter):
+def test_a_latent_model_branches_with_the_known_pixels_exact(inpainter):
+    image, keep = photo(), hole()
+    result = inpainter(image, keep, schedule=SHORT, prompt="a cat", seed=2, num_samples=2,
+                       branch_at=3)  # fmt: skip
+    plain = inpainter(image, keep, schedule=SHORT, prompt="a cat", seed=2)
+    # the time list of t_T 6, jump length 2, twice: 5 4 3 2 (3 4) 3 2 1 0 (1 2) 1 0 -1;
+    # down to level 3: 2 steps, shared; from there each branch: 1 + 4 + 3 = 8 steps
+    shared, branch = 2, 8
+    assert result.model_evaluations == shared + 2 * branch
+    outs = [np.asarray(im) for im in result.images]
+    for out in outs:
+        assert (out[keep] == image[keep]).all()
+    assert (outs[0] != outs[1]).any() and (outs[0] != np.asarray(plain.image)).any()
+
+
+def test_a_crop_fit_is_refused_in_one_line(inpainter):
     from repaint.errors import RepaintError
 
-    with pytest.raises(RepaintError, match="--branch-at"):
-        inpainter(photo(), hole(), num_samples=2, branch_at=3, schedule={"t_T": 4})
-    with pytest.raises(RepaintError, match="--fit crop"):
+    with pytest.raises(RepaintError, match=r"fit: .*'crop' does not apply"):
         inpainter(photo(), hole(), fit="crop", schedule={"t_T": 4})
 
 
@@ -187,8 +201,40 @@ def test_a_latent_model_extends_the_whole_canvas_at_once(inpainter):
     assert (out[:, :8] != out[:, 8:9]).any()  # the new columns are generated, not the edge
 
 
-def test_other_samplers_are_refused_for_latent_models_in_one_line(inpainter):
+def test_ddnm_runs_on_latents_and_pixel_only_samplers_are_refused(inpainter):
     from repaint.errors import RepaintError
 
-    with pytest.raises(RepaintError, match=r"--sampler ddnm: model .* runs only repaint"):
-        inpainter(photo(), hole(), schedule=SHORT, prompt="a cat", sampler="ddnm", seed=0)
+    image, keep = photo(), hole()
+    result = inpainter(image, keep, schedule=SHORT, prompt="a cat", sampler="ddnm", seed=0)
+    out = np.asarray(result.image)
+    assert (out[keep] == image[keep]).all() and (out[~keep] != image[~keep]).any()
+    assert result.model_evaluations == 9  # DDNM stops at level 0: one step fewer than RePaint
+    with pytest.raises(RepaintError, match=r"sampler: dps runs on pixel models; model .* latent"):
+        inpainter(image, keep, schedule=SHORT, prompt="a cat", sampler="dps", seed=0)
+
+
+def test_the_web_runner_records_frames_of_a_latent_model(sd_folder):
+    import io
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from repaint.web.app import create_app
+
+    files = {}
+    for name, array in (("image", photo()), ("mask", np.where(hole(), 0, 255).astype(np.uint8))):
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        files[name] = (f"{name}.png", buffer.getvalue(), "image/png")
+    options = {"schedule": SHORT, "prompt": "a red cat", "seed": 3, "sampler": "ddnm"}
+    with TestClient(create_app(model=str(sd_folder), models=[str(sd_folder)], device="cpu")) as c:
+        job = c.post("/api/jobs", files=files, data={"options": json.dumps(options)}).json()
+        for _ in range(600):
+            status = c.get(f"/api/jobs/{job['id']}").json()
+            if status["state"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.1)
+        assert status["state"] == "done", status
+        assert len(status["frames"]) == 9  # a recorded frame for each of DDNM's 9 steps
+        frame = Image.open(io.BytesIO(c.get(f"/api/jobs/{job['id']}/frames/0.png").content))
+        assert frame.size == (WIDTH, HEIGHT)  # decoded to pixels

@@ -21,7 +21,7 @@ from repaint.device import derive_seed, make_generator
 from repaint.loading import load_inpainter
 from repaint.pixel import PixelInpainter
 from repaint.presets import PRESETS
-from repaint.sampler import repaint
+from repaint.samplers.repaint import repaint
 from repaint.schedule import JumpSchedule
 
 HAVE_CV2 = importlib.util.find_spec("cv2") is not None

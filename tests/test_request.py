@@ -6,13 +6,14 @@ import copy
 import dataclasses
 import json
 import math
+import re
 
 import pytest
 
 from repaint.cli import main
-from repaint.errors import RepaintError
+from repaint.errors import FieldError, RepaintError
 from repaint.presets import DEFAULT_PRESET, PRESETS
-from repaint.request import InpaintRequest
+from repaint.request import InpaintRequest, cli_flag
 from repaint.schedule import JumpSchedule
 from repaint.sidecar import read_sidecar
 from tests.test_inpaint import SHORT_FLAGS, write_inputs
@@ -35,38 +36,57 @@ def test_schedule_keys_override_the_preset_and_only_differences_are_kept():
 
 
 @pytest.mark.parametrize(
+    ("options", "field", "flag"),
+    [
+        ({"num_samples": 0}, "num_samples", "--num-samples"),
+        ({"num_samples": True}, "num_samples", "--num-samples"),
+        ({"num_samples": 2.5}, "num_samples", "--num-samples"),
+        ({"seed": -1}, "seed", "--seed"),
+        ({"mask_mode": "white"}, "mask_mode", "--mask-mode"),
+        ({"fit": "zoom"}, "fit", "--fit"),
+        ({"grow": -1}, "grow", "--grow"),
+        ({"mask_blur": -2}, "mask_blur", "--mask-blur"),
+        ({"batch_size": 0}, "batch_size", "--batch-size"),
+        ({"eta": 2}, "eta", "--eta"),
+        ({"eta": "fast"}, "eta", "--eta"),
+        ({"dtype": "fp8"}, "dtype", "--dtype"),
+        ({"class_label": "not a class at all"}, "class_label", "--class"),
+        ({"class_label": 1000}, "class_label", "--class"),
+        ({"guidance_scale": math.nan}, "guidance_scale", "--guidance-scale"),
+        ({"classifier_scale": -1.0}, "classifier_scale", "--classifier-scale"),
+        ({"context": -0.5}, "context", "--context"),
+        ({"compile": "yes"}, "compile", "--compile"),
+        ({"prompt": 5}, "prompt", "--prompt"),
+        (
+            {"sampler": "ddnm", "sampler_options": {"eta": 3}},
+            "sampler_options.eta",
+            "--sampler-option eta",
+        ),
+        ({"schedule": {"t_T": 1}}, "schedule.t_T", "--t-T"),
+        ({"schedule": {"times": [0, -1]}}, "schedule", "--schedule-file"),
+        ({"schedule": {"times": [2, 0, -1]}}, "schedule", "--schedule-file"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_field_each_door_its_way(options, field, flag):
+    with pytest.raises(FieldError) as refused:
+        InpaintRequest(**options)
+    assert str(refused.value).startswith(f"{field}: ")
+    assert refused.value.worded(cli_flag).startswith(f"{flag}: ")
+
+
+@pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"num_samples": 0}, "--num-samples"),
-        ({"num_samples": True}, "--num-samples"),
-        ({"num_samples": 2.5}, "--num-samples"),
-        ({"seed": -1}, "--seed"),
-        ({"mask_mode": "white"}, "--mask-mode"),
-        ({"fit": "zoom"}, "--fit"),
-        ({"grow": -1}, "--grow"),
-        ({"mask_blur": -2}, "--mask-blur"),
-        ({"batch_size": 0}, "--batch-size"),
-        ({"eta": 2}, "--eta"),
-        ({"eta": "fast"}, "--eta"),
-        ({"dtype": "fp8"}, "--dtype"),
-        ({"preset": "slow"}, "--preset"),
+        ({"preset": "slow"}, "preset: unknown preset"),
         ({"schedule": {"t_T": 0}}, "t_T"),
         ({"schedule": {"bogus": 1}}, "bogus"),
         ({"schedule": [1, 2]}, "schedule"),
-        ({"class_label": "not a class at all"}, "--class"),
-        ({"class_label": 1000}, "--class"),
-        ({"guidance_scale": math.nan}, "--guidance-scale"),
-        ({"classifier_scale": -1.0}, "--classifier-scale"),
-        ({"context": -0.5}, "--context"),
-        ({"compile": "yes"}, "--compile"),
-        ({"prompt": 5}, "--prompt"),
-        ({"schedule": {"times": [0, -1]}}, "--schedule-file: at least 2 denoising levels"),
-        ({"schedule": {"times": [2, 1, 0, -1], "t_T": 3}}, "whole schedule; drop --t-T"),
-        ({"schedule": {"times": [2, 0, -1]}}, "--schedule-file: entry 1 goes from 2 to 0"),
+        ({"schedule": {"times": [2, 1, 0, -1], "t_T": 3}}, "whole schedule; drop schedule.t_T"),
+        ({"schedule": {"times": [2, 0, -1]}}, "entry 1 goes from 2 to 0"),
     ],
 )
-def test_bad_values_are_refused_naming_the_flag(options, words):
-    with pytest.raises(RepaintError, match=words):
+def test_bad_values_are_refused(options, words):
+    with pytest.raises(RepaintError, match=re.escape(words)):
         InpaintRequest(**options)
 
 
@@ -158,7 +178,7 @@ def written_sidecar(tiny_model, tmp_path_factory) -> dict:
         (lambda d: d.pop("options"), "'options' is missing"),
         (lambda d: d.update(sample="0"), "'sample' has the wrong type"),
         (lambda d: d["options"].update(speed=3), "'speed'"),
-        (lambda d: d["options"].update(num_samples=0), "--num-samples"),
+        (lambda d: d["options"].update(num_samples=0), "options.num_samples"),
         (lambda d: d["options"].update(seed=None), "seed is missing"),
         (lambda d: d.update(sample=7), "sample 7"),
     ],

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from repaint.diffusion import GaussianDiffusion, ddim_step, linear_betas, q_sample
-from repaint.sampler import SamplingError, classifier_guidance, repaint
+from repaint.samplers.common import SamplingError
+from repaint.samplers.repaint import classifier_guidance, repaint
 from repaint.schedule import JumpSchedule
 
 DIFFUSION = GaussianDiffusion.from_config(steps=1000, timestep_respacing="20", learn_sigma=False)

@@ -15,12 +15,13 @@ from PIL import Image
 
 import repaint
 from repaint.cli import main
+from repaint.costs import request_costs, sampler_levels
 from repaint.errors import RepaintError
 from repaint.request import InpaintRequest
-from repaint.samplers import planned_evaluations, walk
+from repaint.samplers import SAMPLERS, get_spec
 from repaint.schedule import JumpSchedule
 
-OTHERS = ["ddnm", "dps", "copaint", "copaint-tt"]
+OTHERS = [name for name in SAMPLERS if name != "repaint"]
 SHORT = {"t_T": 6, "jump_length": 2, "jump_n_sample": 2}
 SHORT_FLAGS = ["--t-T", "6", "--jump-length", "2", "--jump-n-sample", "2", "--no-progress"]
 
@@ -50,19 +51,24 @@ def test_each_sampler_keeps_the_known_pixels_fills_the_hole_and_repeats_per_seed
     assert not np.array_equal(images[0], images[1])  # each sample its own noise
     assert not np.array_equal(images[0], np.asarray(other_seed.images[0]))
     assert first.request.sampler == name
-    levels = walk(name, first.request.jump_schedule)
-    assert first.model_evaluations == 2 * sum(planned_evaluations(name, levels))
+    assert first.model_evaluations == 2 * request_costs(first.request).each
+
+
+def planned(name, levels):
+    spec = get_spec(name)
+    return spec.cost_function()(levels, None, **spec.defaults())
 
 
 def test_costs_count_backward_passes_and_copaint_goes_straight_down():
     schedule = JumpSchedule(t_T=6, jump_length=2, jump_n_sample=2)
-    assert walk("copaint", schedule) == [5, 4, 3, 2, 1, 0]
-    assert walk("copaint-tt", schedule)[:-1] == walk("ddnm", schedule)[:-1]
-    levels = walk("ddnm", schedule)
-    downs = sum(1 for a, b in itertools.pairwise(levels) if b < a)
-    assert planned_evaluations("ddnm", walk("ddnm", schedule)) == (downs - 1, 0)  # no 0 -> -1
-    assert planned_evaluations("dps", walk("dps", schedule)) == (downs - 1, downs - 1)
-    assert planned_evaluations("copaint", walk("copaint", schedule)) == (5 * 5, 5 * 2)
+    levels = {name: sampler_levels(get_spec(name), schedule) for name in SAMPLERS}
+    assert levels["copaint"] == [5, 4, 3, 2, 1, 0]
+    assert levels["copaint-tt"] == levels["ddnm"] == levels["repaint"]
+    downs = sum(1 for a, b in itertools.pairwise(levels["ddnm"]) if b < a)
+    assert planned("repaint", levels["repaint"]) == (downs, 0)  # to -1 included
+    assert planned("ddnm", levels["ddnm"]) == (downs - 1, 0)  # stops at level 0
+    assert planned("dps", levels["dps"]) == (downs - 1, downs - 1)
+    assert planned("copaint", levels["copaint"]) == (5 * 5, 5 * 2)
 
 
 @pytest.mark.parametrize("name", OTHERS)
@@ -84,9 +90,9 @@ def test_the_command_line_runs_a_sampler_and_its_sidecar_makes_it_again(name, tm
 @pytest.mark.parametrize(
     "options, words",
     [
-        ({"sampler": "lanczos"}, "--sampler: unknown value 'lanczos'"),
-        ({"sampler": "dps", "eta": 0.0}, "--eta: chooses RePaint's step"),
-        ({"sampler": "copaint", "branch_at": 3, "num_samples": 2}, "--branch-at: branches"),
+        ({"sampler": "lanczos"}, "sampler: unknown value 'lanczos'"),
+        ({"sampler": "dps", "eta": 0.0}, "eta: chooses RePaint's step"),
+        ({"sampler": "copaint", "branch_at": 3, "num_samples": 2}, "branch_at: branches"),
     ],
 )
 def test_bad_combinations_are_one_line(options, words):
@@ -99,7 +105,7 @@ def test_the_command_line_refuses_in_one_line(tmp_path, capsys):
     argv = ["inpaint", str(image), "--mask", str(mask), *SHORT_FLAGS, "--out", str(tmp_path)]
     assert main([*argv, "--sampler", "dps", "--branch-at", "2", "--branches", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--branch-at" in err[0] and "--sampler dps" in err[0]
+    assert len(err) == 1 and "--branch-at" in err[0] and "dps cannot branch" in err[0]
     assert not any(tmp_path.iterdir())
 
 
@@ -107,7 +113,7 @@ def test_classifier_guidance_is_refused_for_other_samplers(digits, monkeypatch):
     rgb, keep = example_arrays()
     guided = lambda scale=None: None if scale == 0 else (lambda x, t, y: x)  # noqa: E731
     monkeypatch.setattr(digits.prior, "guidance", guided)
-    with pytest.raises(RepaintError, match="--classifier-scale 0"):
+    with pytest.raises(RepaintError, match="set classifier_scale to 0"):
         digits(rgb, keep, schedule=SHORT, sampler="ddnm", seed=0)
     result = digits(rgb, keep, schedule=SHORT, sampler="ddnm", classifier_scale=0, seed=0)
     assert np.array_equal(np.asarray(result.images[0])[keep], rgb[keep])
@@ -124,7 +130,7 @@ def test_the_web_app_offers_and_runs_the_samplers():
         config = client.get("/api/config").json()
         assert set(config["samplers"]) == {"repaint", *OTHERS}
         cost = client.post("/api/evaluations", json={**SHORT, "sampler": "copaint"}).json()
-        assert cost["evaluations"] == sum(planned_evaluations("copaint", [5, 4, 3, 2, 1, 0]))
+        assert cost["evaluations"] == 35  # 5 steps of 1 + 2 x 2 calls and 2 backward passes
         rgb, keep = example_arrays()
         painted = np.where(keep, 0, 255).astype(np.uint8)
         files = {}

@@ -236,7 +236,7 @@ def test_lanpaint_end_to_end(prior):
     out = lanpaint(prior.denoise, diffusion, image, keep, times, generator=generator,
                    callback=steps.append)  # fmt: skip
     assert_equal(out, golden, "final_sample")
-    assert steps[-1].forward == conf["model_calls"] == lanpaint_cost(diffusion, times)[0]
+    assert steps[-1].forward == conf["model_calls"] == lanpaint_cost(times, diffusion)[0]
     assert [s.t for s in steps] == golden["levels"].tolist()
     assert_consumed(generator, golden)
 
@@ -282,7 +282,7 @@ def run(name, seeds=(0, 1), image=None, keep=None, times=SCHEDULE, **kwargs):
 
 def cost(name, times):
     if name == "lanpaint":
-        return lanpaint_cost(DIFFUSION, times)
+        return lanpaint_cost(times, DIFFUSION)
     return {"diffpir": diffpir_cost, "pigdm": pigdm_cost}[name](times)
 
 

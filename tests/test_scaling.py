@@ -72,6 +72,7 @@ def test_two_processes_give_the_single_process_outputs(folder, tmp_path):
 def test_a_killed_run_resumes_without_redoing_finished_images(folder, tmp_path):
     out = tmp_path / "out"
     slow = ["--t-T", "50", "--jump-length", "10", "--jump-n-sample", "2"]  # 90 evaluations
+    slow += ["--batch-size", "1"]  # one image at a time (else all eight share one batch)
     process = subprocess.Popen([sys.executable, *command(folder, out, *slow)], env=ENV)
     deadline = time.monotonic() + 120
     while len(list(out.glob("*.json"))) < 2 and time.monotonic() < deadline:

@@ -7,7 +7,7 @@ import torch
 
 from repaint.errors import RepaintError
 from repaint.loading import load_inpainter
-from repaint.sampler import repaint, repaint_until
+from repaint.samplers.repaint import repaint, repaint_until
 from repaint.schedule import JumpSchedule
 from repaint.state_file import load_state, save_state
 

@@ -166,7 +166,7 @@ def test_learning_rate_warms_up_then_follows_its_schedule():
     rates = [learning_rate(config, step) for step in range(14)]
     assert rates[:4] == [0.25, 0.5, 0.75, 1.0]
     assert rates[4] == 1.0 and rates[9] == pytest.approx(0.5) and rates[13] < 0.03
-    assert all(a >= b for a, b in itertools.pairwise(rates))
+    assert all(a >= b for a, b in itertools.pairwise(rates[3:]))  # after the warm-up
     constant = TrainConfig(lr=3e-4)
     assert {learning_rate(constant, step) for step in range(50)} == {3e-4}
 

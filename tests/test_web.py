@@ -67,7 +67,8 @@ def test_page_and_config(client):
     assert "<canvas" in client.get("/").text
     config = client.get("/api/config").json()
     assert config["models"] == ["digits"] and config["presets"]["paper"]["evaluations"] == 2410
-    assert client.post("/api/evaluations", json=SHORT).json() == {"evaluations": 14}
+    cost = client.post("/api/evaluations", json=SHORT).json()
+    assert cost == {"evaluations": 14, "shared": 0, "total": 14}
     assert "t_T" in client.post("/api/evaluations", json={"t_T": 0}).json()["error"]
 
 
@@ -115,13 +116,13 @@ def test_uploads_are_checked_and_names_never_used(client, tmp_path, monkeypatch)
     image, painted = inputs()
     big = np.random.default_rng(1).integers(0, 256, (200, 200, 3), dtype=np.uint8)
     too_big = submit(client, big, painted)
-    assert too_big.status_code == 413 and "0.05 MB limit" in too_big.json()["detail"]
+    assert too_big.status_code == 413 and "0.05 MB limit" in too_big.json()["error"]
     broken = client.post(
         "/api/jobs",
         files={"image": ("x.png", b"not an image", "image/png"), "mask": ("m.png", png(painted))},
         data={"options": "{}"},
     )
-    assert broken.status_code == 400 and "not a decodable image" in broken.json()["detail"]
+    assert broken.status_code == 400 and "not a decodable image" in broken.json()["error"]
     empty = submit(client, image, np.zeros_like(painted))
     assert empty.status_code == 400 and "mask is empty" in empty.json()["error"]
     other = submit(client, image, painted, model="celeba256")
@@ -150,16 +151,16 @@ def test_serve_without_the_extra_names_it(monkeypatch, capsys):
     ("options", "field"),
     [
         ({"num_samples": "abc"}, "options.num_samples"),
-        ({"num_samples": None}, "options.num_samples"),
+        ({"num_samples": 0}, "options.num_samples"),
         ({"num_samples": 9}, "options.num_samples"),
         ({"seed": "abc"}, "options.seed"),
         ({"schedule": {"t_T": "x"}}, "options.schedule.t_T"),
         ({"schedule": "abc"}, "options.schedule"),
         ({"speed": 3}, "options.speed"),
-        ({"preset": "slow"}, "--preset"),
-        ({"eta": 5}, "--eta"),
+        ({"preset": "slow"}, "options.preset"),
+        ({"eta": 5}, "options.eta"),
         ({"schedule": {"t_T": 10**9}}, "more than"),
-        ({"schedule": {"t_T": 1}}, "--t-T"),
+        ({"schedule": {"t_T": 1}}, "options.schedule.t_T"),
     ],
 )
 def test_bad_form_fields_are_400_naming_the_field(client, options, field):
@@ -197,7 +198,7 @@ def test_the_upload_limit_applies_while_reading(client):
             "content-length": str(300 * 2**20),
         },
     )
-    assert declared.status_code == 413 and "request limit" in declared.json()["detail"]
+    assert declared.status_code == 413 and "request limit" in declared.json()["error"]
 
     head = b'--b\r\nContent-Disposition: form-data; name="image"; filename="x.png"\r\n\r\n'
 
@@ -224,7 +225,7 @@ def test_a_bomb_upload_is_refused_in_one_line(client):
         files={"image": ("b.png", bytes(bomb), "image/png"), "mask": ("m.png", png(painted))},
         data={"options": json.dumps({"schedule": SHORT})},
     )
-    assert response.status_code == 413 and "pixels" in response.json()["detail"]
+    assert response.status_code == 413 and "pixels" in response.json()["error"]
 
 
 def test_finished_jobs_are_evicted_by_age_and_by_bytes_and_say_410():
@@ -237,7 +238,7 @@ def test_finished_jobs_are_evicted_by_age_and_by_bytes_and_say_410():
         assert held is not None and held.image is None and held.keep is None  # upload freed
         time.sleep(0.3)
         gone = c.get(f"/api/jobs/{job['id']}")
-        assert gone.status_code == 410 and "evicted" in gone.json()["detail"]
+        assert gone.status_code == 410 and "evicted" in gone.json()["error"]
         assert c.get(f"/api/jobs/{job['id']}/results/0.png").status_code == 410
         assert c.get("/api/jobs/nosuchjob").status_code == 404
         assert app.state.runner.held_bytes() == 0
@@ -259,7 +260,7 @@ def test_a_full_queue_and_an_expensive_request_are_refused():
         wait(c, long["id"], states=("running",))
         assert submit(c, image, painted).status_code == 200
         full = submit(c, image, painted)
-        assert full.status_code == 503 and "waiting" in full.json()["detail"]
+        assert full.status_code == 503 and "waiting" in full.json()["error"]
         c.post(f"/api/jobs/{long['id']}/cancel")
     app = create_app(model="digits", models=["digits"], device="cpu", max_evaluations=1000)
     with TestClient(app) as c:
@@ -294,7 +295,7 @@ def test_extend_a_texture_with_a_model_from_the_page_list(client):
     sidecar = client.get(f"/api/jobs/{job['id']}/results/0.json").json()
     assert sidecar["options"]["extend"] == [32, 16, 32, 16] and sidecar["fit"] == "extend"
     refused = submit(client, image, nothing_painted, extend=[1, 2]).json()
-    assert "--extend: expected LEFT,TOP,RIGHT,BOTTOM" in refused["error"]
+    assert "options.extend: expected LEFT,TOP,RIGHT,BOTTOM" in refused["error"]
     assert "paint the area" in submit(client, image, nothing_painted).json()["error"]
 
 
@@ -304,7 +305,7 @@ def test_the_model_list_offers_cached_hub_models_and_knows_which_take_a_prompt(
     """Diffusers models in the Hugging Face cache are offered; a Stable-Diffusion-shaped
     one gets the page's prompt fields, a pixel DDPM and the registry models do not."""
     pytest.importorskip("huggingface_hub")
-    import repaint.web.app as web_app
+    import repaint.web.service as web_service
     from repaint.checkpoints.hub import cached_models, takes_a_prompt
 
     cache = tmp_path / "hub"
@@ -329,8 +330,8 @@ def test_the_model_list_offers_cached_hub_models_and_knows_which_take_a_prompt(
     assert takes_a_prompt("hf:org/sd-tiny", cache)
     assert not takes_a_prompt("hf:org/ddpm-tiny", cache) and not takes_a_prompt("digits", cache)
     assert not takes_a_prompt("hf:org/not-cached", cache)
-    monkeypatch.setattr(web_app, "cached_models", lambda: cached_models(cache))
-    monkeypatch.setattr(web_app, "takes_a_prompt", lambda name: takes_a_prompt(name, cache))
+    monkeypatch.setattr(web_service, "cached_models", lambda: cached_models(cache))
+    monkeypatch.setattr(web_service, "takes_a_prompt", lambda name: takes_a_prompt(name, cache))
     with TestClient(create_app(model="digits", device="cpu")) as c:
         config = c.get("/api/config").json()
     assert {"digits", "hf:org/ddpm-tiny", "hf:org/sd-tiny"} <= set(config["models"])

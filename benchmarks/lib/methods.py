@@ -1,6 +1,6 @@
 """The methods the quality benchmarks compare, by name, and the adapters that run the
 outside ones: diffusers' RePaint loop driving our network, and OpenCV's classical inpainting.
-Our own sampler needs no adapter (the runner calls `repaint.sampler.repaint`)."""
+Our own sampler needs no adapter (the runner calls `repaint.samplers.repaint.repaint`)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ from repaint.io import from_uint8, to_uint8
 from repaint.masks import generate_mask
 from repaint.pixel import PixelInpainter
 from repaint.prior import Prior, parse_dtype
-from repaint.sampler import Step, repaint
+from repaint.samplers.common import Step
+from repaint.samplers.repaint import repaint
 from repaint.schedule import JumpSchedule
 
 DEFAULT_BATCH = 64  # the fastest per image on the development machine (docs/performance.md)

@@ -24,14 +24,14 @@ _EXPORTS = {
     "PRESETS": "repaint.presets",
     "RepaintError": "repaint.errors",
     "RepaintWarning": "repaint.errors",
-    "Step": "repaint.sampler",
+    "Step": "repaint.samplers.common",
     "TimeList": "repaint.schedule",
-    "classifier_guidance": "repaint.sampler",
+    "classifier_guidance": "repaint.samplers.repaint",
     "create_prior": "repaint.prior",
     "example": "repaint.examples",
     "inpaint": "repaint.api",
     "load_inpainter": "repaint.loading",
-    "repaint": "repaint.sampler",
+    "repaint": "repaint.samplers.repaint",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

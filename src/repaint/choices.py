@@ -21,18 +21,6 @@ DTYPES = ("fp32", "fp16", "bf16")
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
-SAMPLER_CHOICES = {
-    "repaint": "RePaint (Lugmayr et al. 2022): resample with the known pixels noised in (default)",
-    "ddnm": "DDNM (Wang et al. 2023): null-space projection of the predicted image; time travel "
-    "on the schedule's jumps",
-    "dps": "DPS (Chung et al. 2023): the gradient of the known pixels' error through the network "
-    "at every step",
-    "copaint": "CoPaint (Zhang et al. 2023): optimise x_t so the predicted image keeps the known "
-    "pixels; straight down from t_T, no jumps",
-    "copaint-tt": "CoPaint-TT: CoPaint with time travel on the schedule's jumps",
-}
-"""Training-free inpainting samplers (`--sampler`); `repaint.samplers` implements them."""
-
 MASK_KINDS = ("thin", "thick", "ev2li", "nn2", "ex64", "genhalf")
 """The six mask kinds of the RePaint paper (`repaint masks --type`)."""
 

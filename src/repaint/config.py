@@ -109,6 +109,22 @@ def _whole(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _resolutions(value: Any) -> bool:
+    if _whole(value):
+        return value >= 1
+    parts = [part.strip() for part in value.split(",")] if isinstance(value, str) else []
+    return bool(parts) and all(part.isdigit() and int(part) >= 1 for part in parts)
+
+
+def _multipliers(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return value == "" or all(float(part) > 0 for part in value.split(","))
+    except ValueError:
+        return False
+
+
 def _rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
     """The type (and least value) of every key a run reads, so a bad value is one line up
     front rather than a traceback deep in the network or the data loader."""
@@ -124,9 +140,14 @@ def _rules() -> dict[str, tuple[Callable[[Any], bool], str]]:
     rules |= dict.fromkeys(("classifier_width", "classifier_depth"), positive)
     rules |= dict.fromkeys(("num_heads", "num_head_channels", "num_heads_upsample"), heads)
     rules |= dict.fromkeys(("dropout", "classifier_scale"), number)
-    rules |= dict.fromkeys(("model_path", "noise_schedule", "channel_mult"), text)
+    rules |= dict.fromkeys(("model_path", "noise_schedule", "classifier_pool"), text)
     rules |= dict.fromkeys(
-        ("attention_resolutions", "classifier_attention_resolutions", "classifier_pool"), text
+        ("attention_resolutions", "classifier_attention_resolutions"),
+        (_resolutions, "comma-separated whole numbers like '16,8'"),
+    )
+    rules["channel_mult"] = (
+        _multipliers,
+        "'' (the default for the image size) or comma-separated numbers like '1,2,2'",
     )
     rules["classifier_path"] = (lambda v: v is None or isinstance(v, str), "a file path")
     rules["timestep_respacing"] = (

@@ -25,6 +25,8 @@ from repaint.loading import load_inpainter
 from repaint.masks import load_mask
 from repaint.outputs import comparison_grid, save_animation
 from repaint.presets import PRESETS
+from repaint.request import InpaintRequest
+from repaint.results import Hooks
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class DemoResult:
 
 
 def run_demo(out: str | Path, preset: str = "fast", progress: bool = True) -> DemoResult:
-    """Inpaint the six held-out digits (seed = row) and write `comparison.png` and
+    """Inpaint the six held-out digits (seed 0, named by mask kind) and write `comparison.png` and
     `denoising.gif` (plus `.mp4` with OpenCV) into `out`."""
     if preset not in PRESETS:
         raise RepaintError(f"--preset {preset!r}: expected one of {', '.join(PRESETS)}")
@@ -53,29 +55,22 @@ def run_demo(out: str | Path, preset: str = "fast", progress: bool = True) -> De
         file=sys.stdout,
         disable=not progress,
     )
-    rows, labels, evaluations, animation = [], [], 0, []
     with warnings.catch_warnings():
         # The paper's ex64 mask fills all but an 8x8 square on purpose: no "inverted mask?".
         warnings.filterwarnings("ignore", r".* of the image is to be filled", RepaintWarning)
-        for row, (kind, image_path, mask_path) in enumerate(items):
-            image, keep = load_rgb(image_path), load_mask(mask_path)
-            result = inpainter(
-                image,
-                keep,
-                preset=preset,
-                seed=row,
-                record_every=5 if kind == "genhalf" else 0,
-                callback=lambda event: bar.update(1),
-            )
-            evaluations += result.model_evaluations
-            masked = np.where(keep[..., None], image, np.uint8(96))
-            rows.append([Image.fromarray(image), Image.fromarray(masked), result.images[0]])
-            labels.append([f"{kind}: input", "masked", "RePaint"])
-            if result.frames:
-                animation = save_animation(
-                    result.frames[0], out / "denoising.gif", labels=inpainter.frame_labels
-                )
-            bar.set_postfix_str(f"digit {row} ({kind} mask) done")
+        inputs = [(kind, load_rgb(image), load_mask(mask)) for kind, image, mask in items]
+        # The six digits share batches, as a folder's images do in `repaint inpaint`.
+        request = inpainter.prepare(InpaintRequest(preset=preset, seed=0))
+        hooks = Hooks("demo", lambda event: bar.update(event.rows), record=True)
+        results = inpainter.inpaint_many(inputs, request, hooks)
+    rows, labels = [], []
+    for (kind, image, keep), result in zip(inputs, results, strict=True):
+        masked = np.where(keep[..., None], image, np.uint8(96))
+        rows.append([Image.fromarray(image), Image.fromarray(masked), result.images[0]])
+        labels.append([f"{kind}: input", "masked", "RePaint"])
+    evaluations = sum(result.model_evaluations for result in results)
+    frames = results[[kind for kind, _, _ in inputs].index("genhalf")].frames[0]
+    animation = save_animation(frames, out / "denoising.gif", labels=inpainter.frame_labels)
     bar.close()
     tiles = [comparison_grid(row, names) for row, names in zip(rows, labels, strict=True)]
     sheet = Image.new("RGB", (tiles[0].width, sum(tile.height for tile in tiles)), "white")

@@ -1,12 +1,14 @@
-"""The one inpainter interface: an image, a mask and an `InpaintRequest` in, an
-`InpaintResult` out, whatever the model family behind it.
+"""The one inpainter interface: images, masks and an `InpaintRequest` in, `InpaintResult`s
+out, whatever the model family behind it.
 
 `repaint.load_inpainter(source)` (in `repaint.loading`) loads any model: a registered name,
 a guided-diffusion checkpoint or a diffusers pixel model (`repaint.pixel.PixelInpainter`),
-or a Stable Diffusion folder (`repaint.latent.LatentInpainter`). The shared work lives
-here: the request from keywords, the seed (from `seed=` or a diffusers-style
-`generator=`), reading the image and mask, the capability checks and the mask guard. The
-families implement `_inpaint`.
+or a Stable Diffusion folder (`repaint.latent.LatentInpainter`). Both families run every
+request the same way (`repaint.execution`: the same samplers, batching and assembly); a
+family only lays an image out for its model (`layout`) and brings results back to pixels
+(`to_pixels`). The shared work lives here: the request from keywords, the seed (from `seed=`
+or a diffusers-style `generator=`), reading the image and mask, the capability checks and
+the mask guard.
 """
 
 from __future__ import annotations
@@ -14,135 +16,61 @@ from __future__ import annotations
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import Tensor
 
 from repaint.choices import MASK_MODES, flip_hint
 from repaint.device import new_seed
-from repaint.errors import RepaintError, RepaintWarning
-from repaint.io import ImageSource, load_rgb, to_uint8
+from repaint.errors import FieldError, RepaintError, RepaintWarning
+from repaint.execution import Execution, Layout
+from repaint.io import ImageSource, load_rgb
 from repaint.masks import check_mask, fill_fraction, load_mask
-from repaint.regions import Window, check_extended, extend_canvas
+from repaint.prior import DiffusionPrior
+from repaint.regions import check_extended, extend_canvas
 from repaint.request import InpaintRequest
-from repaint.sampler import Step
+from repaint.results import Hooks, InpaintResult, Plan, Progress
+from repaint.samplers import get_spec, sampler_names
 
 MOSTLY_FILLED = 0.5  # above this share of the image to fill, the mask may be inverted
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What a callback sees: the sampler's step, and which batch of how many it belongs to."""
-
-    step: Step
-    batch: int
-    batches: int
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a run will cost, known before sampling starts."""
-
-    windows: int
-    samples: int
-    evaluations_each: int  # the schedule's model evaluations for one window of one sample
-    batches: int
-    seconds_per_call: float | None = None  # one timed network call at the batch's shape
-    shared_evaluations: int = 0  # branched samples: the part they share, once per window
-    shared_batches: int = 0
-
-    @property
-    def model_evaluations(self) -> int:
-        """Windows x (shared part + samples x schedule): what the sidecar records."""
-        return self.windows * (self.shared_evaluations + self.samples * self.evaluations_each)
-
-    @property
-    def network_calls(self) -> int:
-        return self.evaluations_each * self.batches + self.shared_evaluations * self.shared_batches
-
-    @property
-    def seconds(self) -> float | None:
-        return None if self.seconds_per_call is None else self.seconds_per_call * self.network_calls
-
-    def describe(self) -> str:
-        windows = f"{self.windows} window(s) x " if self.windows > 1 else ""
-        each = f"{self.samples} sample(s) x {self.evaluations_each}"
-        if self.shared_evaluations:
-            each = f"({self.shared_evaluations} shared + {self.samples} branch(es) x "
-            each += f"{self.evaluations_each})"
-        batches = self.batches + self.shared_batches
-        cost = (
-            f"{windows}{each} = {self.model_evaluations:,} model evaluations in {batches} batch(es)"
-        )
-        if self.seconds is not None:
-            cost += f", about {_duration(self.seconds)} on this device"
-        return cost
-
-
-@dataclass(frozen=True)
-class Hooks:
-    """What one call asks for besides the request: its name (seeds and messages derive from
-    it), a progress callback, a cost callback before sampling, and animation frames."""
-
-    name: str = "image"
-    callback: Callable[[Progress], None] | None = None
-    on_plan: Callable[[Plan], None] | None = None
-    record_every: int = 0  # keep a frame every that many steps (0: none)
-
-    def progress(self, step: Step, batch: int = 0, batches: int = 1) -> None:
-        if self.callback is not None:
-            self.callback(Progress(step, batch, batches))
-
-    def records(self, step: Step) -> bool:
-        every = self.record_every
-        return bool(every) and (step.index % every == 0 or step.index == step.total - 1)
-
-
-@dataclass
-class InpaintResult:
-    """What every entry point returns: `.images` (one per sample) with their provenance."""
-
-    images: list[Image.Image]
-    request: InpaintRequest  # as run, with the seed that was used
-    fit: str
-    windows: list[Window] = field(default_factory=list)
-    model_evaluations: int = 0  # windows x samples x schedule
-    network_calls: int = 0
-    seconds: float = 0.0
-    frames: list[list[np.ndarray]] = field(default_factory=list)  # per sample, if recorded
-
-    @property
-    def image(self) -> Image.Image:
-        return self.images[0]
-
-    @property
-    def seed(self) -> int:
-        assert self.request.seed is not None
-        return self.request.seed
 
 
 class Inpainter(ABC):
     """A loaded model ready to inpaint images: `inpainter(image, mask_image, **options)`."""
 
     name: str
-    device: torch.device
+    prior: DiffusionPrior
     checkpoint: Path | None = None
     sha256: str | None = None
     image_size: int | None = None  # None: any size (latent models)
-    diffusion_steps: int | None = None  # the most denoising levels (t_T) the model has
     text_conditioned = False
-    uses_labels = False  # class-conditional, or guided by a classifier
     fits: tuple[str, ...] = ("auto", "region", "pad", "resize", "crop")
-    branches = False  # can samples share the start of a run (--branch-at)
-    samplers: tuple[str, ...] = ("repaint",)  # the --sampler choices this family runs
     frame_labels: tuple[str, ...] = ("x_t", "predicted x0")  # the panels of a recorded frame
     loaded_as: dict[str, Any] = {"dtype": "fp32", "compile": False, "channels_last": False}  # noqa: RUF012
     """The request fields fixed when the model was loaded (set by `load_inpainter`)."""
+
+    @property
+    def device(self) -> torch.device:
+        return self.prior.device
+
+    @property
+    def diffusion_steps(self) -> int:
+        return self.prior.diffusion_steps
+
+    @property
+    def uses_labels(self) -> bool:
+        return self.prior.uses_labels
+
+    @property
+    def samplers(self) -> list[str]:
+        """The samplers this model's family runs."""
+        return sampler_names(self.prior.family)
 
     def __call__(
         self,
@@ -154,26 +82,42 @@ class Inpainter(ABC):
         name: str = "image",
         callback: Callable[[Progress], None] | None = None,
         on_plan: Callable[[Plan], None] | None = None,
-        record_every: int = 0,
+        record: bool = False,
         **options: Any,
     ) -> InpaintResult:
         """Inpaint one image. `options` are `InpaintRequest` fields (preset, schedule, eta,
-        num_samples, seed, mask_mode, grow, fit, mask_blur, prompt, class_label, ...) and
-        override `request`'s. `generator` (a `torch.Generator`, as in diffusers) supplies
-        the run seed instead of `seed`. `on_plan` hears the cost before sampling (with a
-        timed network call); `record_every` keeps an animation frame every that many
-        steps."""
-        started = time.perf_counter()
-        request = InpaintRequest.from_options(request, **options)
+        sampler, num_samples, seed, mask_mode, grow, fit, mask_blur, prompt, class_label,
+        ...) and override `request`'s. `generator` (a `torch.Generator`, as in diffusers)
+        supplies the run seed instead of `seed`. `on_plan` hears the cost before sampling
+        (with a timed network call); `record` keeps frames of about 40 steps."""
+        request = self.prepare(InpaintRequest.from_options(request, **options), options, generator)
+        rgb, keep = self.read(image, mask_image, request, name)
+        return self.inpaint_many(
+            [(name, rgb, keep)], request, Hooks(name, callback, on_plan, record)
+        )[0]
+
+    def prepare(
+        self,
+        request: InpaintRequest,
+        options: dict[str, Any] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> InpaintRequest:
+        """The request as this model runs it: its load-time fields, checked, with a seed."""
         for key, value in self.loaded_as.items():
-            if key in options and options[key] != value:
+            if options and key in options and options[key] != value:
                 raise RepaintError(
                     f"{key}={options[key]!r}: model {self.name} was loaded with {key}={value!r}; "
                     f"pass {key} to load_inpainter"
                 )
         request = replace(request, **self.loaded_as)
         self.check(request)
-        request = request.with_seed(_run_seed(request, generator))
+        return request.with_seed(_run_seed(request, generator))
+
+    def read(
+        self, image: ImageSource, mask_image: ImageSource | None, request: InpaintRequest, name: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The image (uint8 RGB) and its keep-mask, extended if asked, checked and warned
+        about before any model work."""
         rgb = load_rgb(image, name)
         mask_name = str(mask_image) if isinstance(mask_image, (str, Path)) else f"mask of {name}"
         if mask_image is None:
@@ -189,44 +133,104 @@ class Inpainter(ABC):
             check_extended(rgb.shape[:2], request.extend, name)  # before allocating it
             rgb, keep = extend_canvas(rgb, keep, request.extend)
         self.check_image(rgb, name)
-        if keep.all():  # nothing to do: the output is the input
-            images = [Image.fromarray(rgb) for _ in range(request.num_samples)]
-            return InpaintResult(images, request, fit="none")
-        hooks = Hooks(name, callback, on_plan, record_every)
-        result = self._inpaint(rgb, keep, request, hooks)
-        result.seconds = time.perf_counter() - started
-        return result
+        return rgb, keep
+
+    def inpaint_many(
+        self,
+        inputs: Sequence[tuple[str, np.ndarray, np.ndarray]],
+        request: InpaintRequest,
+        hooks: Hooks | None = None,
+    ) -> list[InpaintResult]:
+        """Several (name, image, keep-mask) with one request (prepared, with a seed): their
+        work shares batches, and each result is what it would be alone."""
+        started = time.perf_counter()
+        hooks = hooks or Hooks()
+        results: dict[int, InpaintResult] = {}
+        layouts, order = [], []
+        for index, (name, rgb, keep) in enumerate(inputs):
+            if keep.all():  # nothing to do: the output is the input
+                images = [Image.fromarray(rgb) for _ in range(request.num_samples)]
+                results[index] = InpaintResult(images, request, fit="none")
+                continue
+            layouts.append(self.layout(rgb, keep, request, name))
+            order.append(index)
+        if layouts:
+            execution = Execution(
+                self.prior, self.to_pixels, request, hooks, self.budget(request), self.time_call
+            )
+            for index, result in zip(order, execution.run(layouts), strict=True):
+                results[index] = result
+        for result in results.values():
+            result.seconds = (time.perf_counter() - started) / len(results)
+        return [results[index] for index in range(len(inputs))]
 
     def check(self, request: InpaintRequest) -> None:
         """Refuse what this model cannot do, before any image is read."""
+        spec = get_spec(request.sampler)
         t_T = request.jump_schedule.t_T
-        if self.diffusion_steps is not None and t_T > self.diffusion_steps:
-            raise RepaintError(
-                f"--t-T: {t_T} exceeds the {self.diffusion_steps} diffusion steps of model "
-                f"{self.name}; use at most {self.diffusion_steps}"
+        if t_T > self.diffusion_steps:
+            raise FieldError(
+                "schedule.t_T",
+                f"{t_T} exceeds the {self.diffusion_steps} diffusion steps of model "
+                f"{self.name}; use at most {self.diffusion_steps}",
             )
         if (request.prompt or request.guidance_scale is not None) and not self.text_conditioned:
-            raise RepaintError(
-                f"--prompt: model {self.name} is not text-conditioned; prompts need a "
-                "Stable Diffusion (latent diffusion) model"
+            raise FieldError(
+                "prompt" if request.prompt else "guidance_scale",
+                f"model {self.name} is not text-conditioned; prompts need a Stable Diffusion "
+                "(latent diffusion) model",
             )
         if request.class_label is not None and not self.uses_labels:
-            raise RepaintError(
-                f"--class: model {self.name} is neither class-conditional nor guided by a "
-                "classifier; drop --class or use --model imagenet256"
+            raise FieldError(
+                "class_label",
+                f"model {self.name} is neither class-conditional nor guided by a classifier; "
+                "drop it or use the model imagenet256",
             )
-        if request.sampler not in self.samplers:
-            raise RepaintError(
-                f"--sampler {request.sampler}: model {self.name} runs only "
-                f"{', '.join(self.samplers)} (the other samplers need a pixel-space model)"
+        if self.prior.family not in spec.families:
+            raise FieldError(
+                "sampler",
+                f"{request.sampler} runs on {' and '.join(spec.families)} models; model "
+                f"{self.name} is a {self.prior.family} model, whose samplers are "
+                f"{', '.join(self.samplers)}",
             )
-        if request.branch_at is not None and not self.branches:
-            raise RepaintError(f"--branch-at: model {self.name} does not branch its runs yet")
+        if not spec.guided and self.guided(request):
+            raise FieldError(
+                "sampler",
+                f"{request.sampler} takes no classifier guidance, and model {self.name} guides "
+                "with its classifier: set {classifier_scale} to 0, or use the repaint sampler",
+            )
         if request.fit not in self.fits:
-            raise RepaintError(
-                f"--fit {request.fit}: model {self.name} inpaints the image at its own size; "
-                f"use {' or '.join(self.fits)}"
+            raise FieldError(
+                "fit",
+                f"model {self.name} inpaints the image at its own size, so {request.fit!r} does "
+                f"not apply; use {' or '.join(self.fits)}",
             )
+
+    def guided(self, request: InpaintRequest) -> bool:
+        """Whether this model would guide the request with a classifier."""
+        del request
+        return False
+
+    def budget(self, request: InpaintRequest) -> Callable[[tuple[int, ...]], int]:
+        """Items per batch, by their input shape: the request's batch size, or as many as
+        fit the prior's memory budget."""
+        if request.batch_size is not None:
+            return lambda shape: request.batch_size
+        return lambda shape: max(1, self.prior.batch_pixels // (shape[-1] * shape[-2]))
+
+    def nominal_shape(self) -> tuple[int, ...]:
+        """The input shape of a typical item, to size groups of images before they are read."""
+        side = self.image_size or 64
+        return (3, side, side)
+
+    def time_call(self, batch: int, shape: tuple[int, ...]) -> float:
+        """Seconds of one network call on a batch of inputs of `shape` (device synchronised;
+        the faster of two: the first also sets up kernels)."""
+        x = torch.zeros(batch, *shape, device=self.device)
+        steps = torch.zeros(batch, dtype=torch.long, device=self.device)
+        labels = steps if self.uses_labels else None
+        denoiser, _ = self.prior.conditioned(InpaintRequest(), labels)
+        return time_call(lambda: denoiser(x, steps, None), self.device)
 
     def time_evaluation(self) -> float | None:
         """Seconds of one model evaluation of one image on this device, for estimates made
@@ -237,10 +241,14 @@ class Inpainter(ABC):
         """Refuse or warn about an image this model cannot or should not take."""
 
     @abstractmethod
-    def _inpaint(
-        self, rgb: np.ndarray, keep: np.ndarray, request: InpaintRequest, hooks: Hooks
-    ) -> InpaintResult:
-        """Fill `~keep` in `rgb` (uint8 H, W, 3) as `request` says (its seed is set)."""
+    def layout(
+        self, rgb: np.ndarray, keep: np.ndarray, request: InpaintRequest, name: str
+    ) -> Layout:
+        """`rgb` (uint8 H, W, 3) laid out for the model: windows and their inputs."""
+
+    @abstractmethod
+    def to_pixels(self, x: Tensor) -> Tensor:
+        """Samples (N, C, h, w) of the model's space as images (N, 3, h', w') in [-1, 1]."""
 
 
 def warn_about_mask(keep: np.ndarray, mode: str, name: str) -> None:
@@ -256,12 +264,6 @@ def warn_about_mask(keep: np.ndarray, mode: str, name: str) -> None:
         problem += f"; to flip it use {flip_hint(mode)}"
     if problem is not None:
         warnings.warn(problem, RepaintWarning, stacklevel=3)
-
-
-def frame(step: Step, row: int, *, with_x: bool = True) -> np.ndarray:
-    """An animation frame: x_t and the predicted x0 side by side (or x0 alone), uint8."""
-    pair = torch.cat([step.x[row], step.pred_x0[row]], dim=-1) if with_x else step.pred_x0[row]
-    return to_uint8(pair)
 
 
 def time_call(call: Callable[[], Any], device: torch.device, repeats: int = 2) -> float:
@@ -288,11 +290,3 @@ def _run_seed(request: InpaintRequest, generator: torch.Generator | None) -> int
             f"generator: expected one torch.Generator, got {type(generator).__name__}"
         )
     return int(torch.randint(0, 2**31, (1,), generator=generator, device=generator.device))
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -20,7 +20,7 @@ import torch
 import yaml
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from repaint.errors import RepaintError
+from repaint.errors import RepaintError, TooLarge
 
 MAX_PIXELS_ENV = "REPAINT_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485  # Pillow's own bomb threshold
@@ -44,7 +44,7 @@ def check_pixels(width: int, height: int, name: object) -> None:
     claim huge sizes in a few bytes)."""
     limit = max_pixels()
     if width * height > limit:
-        raise RepaintError(
+        raise TooLarge(
             f"{name}: {width}x{height} is {width * height:,} pixels, more than the limit of "
             f"{limit:,}; shrink the image or raise ${MAX_PIXELS_ENV}"
         )
@@ -114,7 +114,7 @@ def _decoding(label: str) -> Iterator[None]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             yield
     except Image.DecompressionBombError:
-        raise RepaintError(
+        raise TooLarge(
             f"{label}: its header claims more than {2 * DEFAULT_MAX_PIXELS:,} pixels, more "
             "than Pillow decodes (a decompression bomb?); shrink the image"
         ) from None

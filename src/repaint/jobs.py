@@ -19,23 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from tqdm.auto import tqdm
 
-from repaint.device import new_seed
+from repaint.costs import request_costs
 from repaint.errors import RepaintError, RepaintWarning
-from repaint.inpainter import Inpainter, InpaintResult, Plan
-from repaint.io import INPUT_EXTENSIONS, atomic_output, list_images, load_rgb, write_image
+from repaint.files import output_name, write_outputs
+from repaint.inpainter import Inpainter
+from repaint.io import INPUT_EXTENSIONS, list_images, load_rgb
 from repaint.masks import load_mask
-from repaint.outputs import comparison_grid, save_animation
-from repaint.pixel import centre_crop
-from repaint.regions import check_extended, extend_canvas
+from repaint.regions import check_extended
 from repaint.request import InpaintRequest
-from repaint.sampler import branch_costs
-from repaint.schedule import Schedule
-from repaint.sidecar import make_sidecar
+from repaint.results import Hooks, Plan
 
-FRAMES_PER_ANIMATION = 80
 FAILURES = "failures.jsonl"
 
 
@@ -120,10 +115,6 @@ class RunSummary:
         }
 
 
-def output_name(job: Job, sample: int, num_samples: int) -> str:
-    return job.name if num_samples == 1 else f"{job.name}_{sample}"
-
-
 def check_inputs(
     jobs: list[Job], mask_mode: str, extend: tuple[int, int, int, int] | None = None
 ) -> None:
@@ -153,71 +144,105 @@ def run_jobs(
 ) -> RunSummary:
     """Inpaint every job and write its outputs, sidecars and optional extras.
 
-    Before each image's sampling starts, its cost (and an estimated time) is logged. With
-    `keep_going`, a job that fails (unreadable input, NaN) is recorded in
+    Images are read and inpainted in groups whose work shares batches (each output is what
+    it would be alone). Before each group's sampling, its cost (and an estimated time) is
+    logged. With `keep_going`, a job that fails (unreadable input, NaN) is recorded in
     `failures.jsonl` and the others go on.
     """
-    if request.seed is None:
-        request = request.with_seed(new_seed())
-    schedule = request.jump_schedule
-    per_image = schedule.reverse_steps  # network calls, until an image's plan says more
+    request = inpainter.prepare(request)
+    costs = request_costs(request, inpainter.prior.diffusion(request.jump_schedule.t_T))
     show = sys.stderr.isatty() if progress is None else progress
     summary = RunSummary(seed=request.seed)
     started = time.perf_counter()
-    shared, each = branch_costs(schedule, request.branch_jump_schedule, request.branch_at)
-    cost = f"{each} model evaluations per window and sample"
+    cost = f"{costs.each} model evaluations per window and sample"
     if request.branch_at is not None:
-        cost = f"{shared} shared down to level {request.branch_at}, then {each} per branch"
+        cost = (
+            f"{costs.shared} shared down to level {request.branch_at}, then {costs.each} per branch"
+        )
     log(
         f"{len(jobs)} image(s) x {request.num_samples} sample(s), {cost} "
-        f"({_schedule_name(request)}), seed {request.seed}, model {inpainter.name}"
+        f"({_schedule_name(request)}), sampler {request.describe_sampler()}, seed "
+        f"{request.seed}, model {inpainter.name}"
     )
+    pending = [
+        job for job in jobs if not is_complete(job, request, out_dir, model_source, only_sample)
+    ]
+    summary.skipped = len(jobs) - len(pending)
+    per_image = costs.total(request.num_samples)
     with tqdm(
-        total=per_image * len(jobs), unit="eval", disable=not show, dynamic_ncols=True
+        total=per_image * len(pending), unit="eval", disable=not show, dynamic_ncols=True
     ) as bar:
 
-        def on_plan(plan: Plan, name: str) -> None:
-            bar.total += plan.network_calls - per_image
+        def on_plan(plan: Plan, names: list[str]) -> None:
+            bar.total += plan.model_evaluations - per_image * len(names)
             bar.refresh()
-            log(f"{name}: {plan.describe()}")
+            more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+            log(f"{names[0]}{more}: {plan.describe()}")
 
-        for job in jobs:
-            if is_complete(job, request, out_dir, model_source, only_sample):
-                summary.skipped += 1
-                bar.total -= per_image
+        for group in _groups(inpainter, request, pending):
+            inputs = _read_group(inpainter, group, request, out_dir, summary, keep_going)
+            if not inputs:
                 continue
+            names = [name for name, _, _ in inputs]
+            hooks = Hooks(
+                names[0],
+                lambda event: bar.update(event.rows),
+                lambda plan, names=names: on_plan(plan, names),
+                save_progress,
+            )
             try:
-                result = inpainter(
-                    job.image,
-                    job.mask,
-                    request,
-                    name=job.name,
-                    callback=lambda event: bar.update(1),
-                    on_plan=lambda plan, name=job.name: on_plan(plan, name),
-                    record_every=_record_every(schedule) if save_progress else 0,
-                )
+                results = inpainter.inpaint_many(inputs, request, hooks)
             except RepaintError as error:
                 if not keep_going:
                     raise
-                record_failure(out_dir, job, str(error))
-                summary.failed += 1
+                for job in group:
+                    if job.name in names:
+                        record_failure(out_dir, job, str(error))
+                        summary.failed += 1
                 continue
-            summary.done += 1
-            summary.model_evaluations += result.model_evaluations
-            summary.outputs += _write_job(
-                job, result, out_dir, model_source, str(inpainter.device), only_sample
-            )
-            if grid:
-                summary.outputs.append(_write_grid(job, result, out_dir))
-            if save_progress:
-                for sample, frames in enumerate(result.frames):
-                    if only_sample is None or sample == only_sample:
-                        stem = output_name(job, sample, request.num_samples)
-                        summary.outputs += save_animation(
-                            frames, out_dir / f"{stem}_progress.gif", labels=inpainter.frame_labels
-                        )
+            by_name = {job.name: job for job in group}
+            for name, result in zip(names, results, strict=True):
+                summary.done += 1
+                summary.model_evaluations += result.model_evaluations
+                summary.outputs += write_outputs(
+                    by_name[name], result, inpainter, out_dir, model_source, only_sample,
+                    grid=grid, animation=save_progress,
+                )  # fmt: skip
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+GROUP_IMAGES = 64  # at most this many decoded images wait for a batch
+
+
+def _groups(inpainter: Inpainter, request: InpaintRequest, jobs: list[Job]) -> list[list[Job]]:
+    """Jobs in groups whose items fill about one batch of the model's input size."""
+    items = inpainter.budget(request)(inpainter.nominal_shape())
+    size = min(GROUP_IMAGES, max(1, items // request.num_samples))
+    return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+
+def _read_group(
+    inpainter: Inpainter,
+    group: list[Job],
+    request: InpaintRequest,
+    out_dir: Path,
+    summary: RunSummary,
+    keep_going: bool,
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Each job's image and keep-mask; one that cannot be read is a failure."""
+    inputs = []
+    for job in group:
+        try:
+            rgb, keep = inpainter.read(job.image, job.mask, request, job.name)
+        except RepaintError as error:
+            if not keep_going:
+                raise
+            record_failure(out_dir, job, str(error))
+            summary.failed += 1
+            continue
+        inputs.append((job.name, rgb, keep))
+    return inputs
 
 
 def _schedule_name(request: InpaintRequest) -> str:
@@ -239,7 +264,7 @@ def is_complete(
     these options (outputs are renamed into place only when complete, sidecars last)."""
     samples = range(request.num_samples) if only_sample is None else [only_sample]
     for sample in samples:
-        stem = output_name(job, sample, request.num_samples)
+        stem = output_name(job.name, sample, request.num_samples)
         try:
             sidecar = json.loads((out_dir / f"{stem}.json").read_text())
         except (OSError, ValueError):
@@ -269,77 +294,3 @@ def record_failure(out_dir: Path, job: Job, error: str) -> None:
     )
     with open(out_dir / FAILURES, "a") as handle:
         handle.write(line + "\n")
-
-
-def _record_every(schedule: Schedule) -> int:
-    return max(1, schedule.reverse_steps // FRAMES_PER_ANIMATION)
-
-
-def _write_job(
-    job: Job,
-    result: InpaintResult,
-    out_dir: Path,
-    model_source: dict[str, Any],
-    device: str,
-    only_sample: int | None,
-) -> list[Path]:
-    written = []
-    for sample, image in enumerate(result.images):
-        if only_sample is not None and sample != only_sample:
-            continue
-        stem = output_name(job, sample, result.request.num_samples)
-        path = out_dir / f"{stem}.png"
-        sidecar = make_sidecar(
-            result,
-            model_source,
-            sample=sample,
-            name=job.name,
-            output=path.name,
-            inputs={
-                "input": str(job.image.resolve()),
-                "mask": None if job.mask is None else str(job.mask.resolve()),
-            },
-            device=device,
-        )
-        _write_pair(np.asarray(image), path, sidecar)
-        written.append(path)
-    return written
-
-
-def _write_pair(image: np.ndarray, path: Path, sidecar: dict[str, Any]) -> None:
-    """The PNG and its sidecar appear together or not at all (a full disk leaves neither)."""
-    json_path = path.with_suffix(".json")
-    try:
-        write_image(image, path)
-        try:
-            with atomic_output(json_path, "w") as handle:
-                json.dump(sidecar, handle, indent=2)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-    except OSError as error:
-        raise RepaintError(
-            f"{error.filename or path}: cannot write the output ({error.strerror or error}); "
-            "nothing was left half-written"
-        ) from None
-
-
-def _write_grid(job: Job, result: InpaintResult, out_dir: Path) -> Path:
-    """Input | masked input | samples, the inputs shown as the model saw them (centre-cropped
-    for fit=crop, so the grid matches the result)."""
-    original = load_rgb(job.image)
-    size = (original.shape[1], original.shape[0])
-    if job.mask is None:
-        keep = np.ones(original.shape[:2], dtype=bool)
-    else:
-        keep = load_mask(job.mask, mode=result.request.mask_mode, size=size)
-    if result.fit == "crop":
-        original, keep = centre_crop(original, keep, result.images[0].height)
-    if result.request.extend is not None:
-        original, keep = extend_canvas(original, keep, result.request.extend)
-    masked = np.where(keep[..., None], original, np.uint8(128))
-    panels = [Image.fromarray(original), Image.fromarray(masked), *result.images]
-    labels = ["input", "masked", *[f"sample {k}" for k in range(len(result.images))]]
-    path = out_dir / f"{job.name}_grid.png"
-    write_image(np.asarray(comparison_grid(panels, labels)), path)
-    return path

@@ -63,7 +63,7 @@ def _load(
         folder = locate(source)
         if is_latent_model(folder):
             return LatentInpainter.from_folder(
-                source, device=torch_device, dtype=parse_dtype(dtype)
+                source, device=torch_device, dtype=parse_dtype(dtype), acceleration=acceleration
             )
         network, config = load_pixel_model(folder, source)
         prior = create_prior(

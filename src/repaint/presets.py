@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from repaint.errors import RepaintError
+from repaint.errors import FieldError
 from repaint.schedule import JumpSchedule
 
 
@@ -40,7 +40,7 @@ DEFAULT_PRESET = "fast"
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise RepaintError(f"--preset: unknown preset {name!r}; use one of {', '.join(PRESETS)}")
+        raise FieldError("preset", f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
     return PRESETS[name]
 
 

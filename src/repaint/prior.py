@@ -10,17 +10,17 @@ class-conditional models and classifiers are drawn here too (`draw_labels`), in 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
 from repaint.accel import PLAIN, Acceleration, accelerate
 from repaint.diffusion import GaussianDiffusion
-from repaint.errors import RepaintError
+from repaint.errors import FieldError, RepaintError
 from repaint.networks import (
     NUM_CLASSES,
     UNetModel,
@@ -28,7 +28,11 @@ from repaint.networks import (
     load_checkpoint,
     unet_from_config,
 )
-from repaint.sampler import Denoiser, Guidance, classifier_guidance
+from repaint.samplers.common import Denoiser, Guidance
+from repaint.samplers.repaint import classifier_guidance
+
+if TYPE_CHECKING:
+    from repaint.request import InpaintRequest
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -43,30 +47,23 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return PRECISIONS[dtype]
 
 
-@dataclass
-class Prior:
-    """A loaded network with its diffusion, ready for any sampler in `repaint.sampler`."""
+class DiffusionPrior(ABC):
+    """What every sampler needs of a model, whatever its family, k-diffusion style: the
+    denoiser with its conditioning bound in (`conditioned`), the diffusion tables for a
+    schedule (`diffusion`, cached), and the way into and out of the space it denoises
+    (`encode`/`decode`: the identity for pixel models, the VAE for latent ones)."""
 
-    network: nn.Module
-    config: dict[str, Any]  # reference keys with defaults (and `betas` for diffusers models)
-    denoise: Denoiser  # the network behind the sampler's interface, accelerated
-    device: torch.device
-    classifier: nn.Module | None = None
-    classifier_scale: float = 0.0
-    _diffusions: dict[str, GaussianDiffusion] = field(default_factory=dict, repr=False)
+    family = "pixel"
+    batch_pixels = 8 * 256 * 256
+    """A batch's memory budget in model-space pixels: 8 items of a 256 px UNet (a few GB at
+    fp32), 512 of the 32 px digits model."""
 
-    @property
-    def image_size(self) -> int:
-        return int(self.config["image_size"])
+    def __init__(self, config: Mapping[str, Any], device: torch.device) -> None:
+        self.config = dict(config)  # reference keys with defaults (or a scheduler's `betas`)
+        self.device = device
+        self._diffusions: dict[str, GaussianDiffusion] = {}
 
-    @property
-    def class_cond(self) -> bool:
-        return bool(self.config.get("class_cond", False))
-
-    @property
-    def uses_labels(self) -> bool:
-        """Labels matter to a class-conditional network or a classifier, nothing else."""
-        return self.class_cond or (self.classifier is not None and self.classifier_scale > 0)
+    uses_labels = False
 
     @property
     def clip_denoised(self) -> bool:
@@ -81,13 +78,58 @@ class Prior:
         """The diffusion respaced to `respacing` (t_T, or the reference's string; cached)."""
         key = str(respacing)
         if key.isdigit() and int(key) > self.diffusion_steps:
-            raise RepaintError(
-                f"--t-T: {key} exceeds the model's {self.diffusion_steps} diffusion steps; "
-                f"use at most {self.diffusion_steps}"
+            raise FieldError(
+                "schedule.t_T",
+                f"{key} exceeds the model's {self.diffusion_steps} diffusion steps; use at "
+                f"most {self.diffusion_steps}",
             )
         if key not in self._diffusions:
             self._diffusions[key] = diffusion_from_config(self.config, key)
         return self._diffusions[key]
+
+    @abstractmethod
+    def conditioned(
+        self, request: InpaintRequest, labels: Tensor | None
+    ) -> tuple[Denoiser, Guidance | None]:
+        """The denoiser (and classifier guidance, if any) with the request's conditioning and
+        these class labels bound in: samplers call it with labels None."""
+
+    def encode(self, pixels: Tensor) -> Tensor:
+        return pixels
+
+    def decode(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Prior(DiffusionPrior):
+    """A loaded pixel-space network with its diffusion, ready for any sampler of
+    `repaint.samplers`."""
+
+    def __init__(
+        self,
+        network: nn.Module,
+        config: Mapping[str, Any],
+        denoise: Denoiser,
+        device: torch.device,
+        classifier: nn.Module | None = None,
+        classifier_scale: float = 0.0,
+    ) -> None:
+        super().__init__(config, device)
+        self.network, self.denoise = network, denoise  # the network behind the interface
+        self.classifier, self.classifier_scale = classifier, classifier_scale
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["image_size"])
+
+    @property
+    def class_cond(self) -> bool:
+        return bool(self.config.get("class_cond", False))
+
+    @property
+    def uses_labels(self) -> bool:
+        """Labels matter to a class-conditional network or a classifier, nothing else."""
+        return self.class_cond or (self.classifier is not None and self.classifier_scale > 0)
 
     def guidance(self, scale: float | None = None) -> Guidance | None:
         """Classifier guidance at `scale` (None: the model's), or None without a classifier."""
@@ -95,6 +137,22 @@ class Prior:
         if self.classifier is None or scale <= 0:
             return None
         return classifier_guidance(self.classifier, scale)
+
+    def conditioned(
+        self, request: InpaintRequest, labels: Tensor | None
+    ) -> tuple[Denoiser, Guidance | None]:
+        denoise, guided = self.denoise, self.guidance(request.classifier_scale)
+
+        def bound(x: Tensor, timesteps: Tensor, _labels: Tensor | None = None) -> Tensor:
+            return denoise(x, timesteps, labels)
+
+        if guided is None:
+            return bound, None
+
+        def guidance(x: Tensor, timesteps: Tensor, _labels: Tensor | None = None) -> Tensor:
+            return guided(x, timesteps, labels)
+
+        return bound, guidance
 
 
 def diffusion_from_config(config: Mapping[str, Any], respacing: int | str) -> GaussianDiffusion:
@@ -149,12 +207,7 @@ def create_prior(
     def plain(x: Tensor, timesteps: Tensor, labels: Tensor | None) -> Tensor:
         return network(x, timesteps, labels if class_cond else None)
 
-    prior = Prior(
-        network=network,
-        config=dict(config),
-        denoise=accelerate(plain, network, acceleration, device),
-        device=device,
-    )
+    prior = Prior(network, config, accelerate(plain, network, acceleration, device), device)
     if classifier is not None:
         path, classifier_config, scale = classifier
         model_dtype = torch_dtype if classifier_dtype is None else parse_dtype(classifier_dtype)
@@ -178,7 +231,8 @@ def draw_labels(
     """
     if class_label is not None:
         if not 0 <= class_label < NUM_CLASSES:
-            raise RepaintError(f"--class: {class_label} is not a class id in [0, {NUM_CLASSES})")
+            problem = f"{class_label} is not a class id in [0, {NUM_CLASSES})"
+            raise FieldError("class_label", problem)
         return torch.full((count,), class_label, device=device)
     if isinstance(generator, torch.Generator):
         return torch.randint(0, NUM_CLASSES, (count,), generator=generator, device=device)

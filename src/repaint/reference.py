@@ -37,7 +37,7 @@ from repaint.io import (
 )
 from repaint.networks import NUM_CLASSES
 from repaint.prior import Prior, create_prior, draw_labels
-from repaint.sampler import repaint
+from repaint.samplers.repaint import repaint
 from repaint.schedule import JumpSchedule
 
 

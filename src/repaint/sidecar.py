@@ -9,14 +9,18 @@ line and the web app write the same shape.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from repaint.errors import RepaintError
-from repaint.inpainter import Inpainter, InpaintResult
+import numpy as np
+
+from repaint.errors import FieldError, RepaintError
+from repaint.inpainter import Inpainter
 from repaint.request import InpaintRequest
+from repaint.results import InpaintResult
 from repaint.version import __version__
 
 
@@ -67,6 +71,37 @@ def make_sidecar(
     }
 
 
+def sample_outputs(
+    result: InpaintResult,
+    model: dict[str, Any],
+    *,
+    name: str,
+    filename: Callable[[int], str],
+    inputs: dict[str, str | None],
+    device: str,
+    only_sample: int | None = None,
+) -> list[tuple[int, np.ndarray, dict[str, Any]]]:
+    """(sample, image, sidecar) of every sample (or only one): what the command line writes
+    to disk and the web app keeps in memory."""
+    return [
+        (
+            sample,
+            np.asarray(image),
+            make_sidecar(
+                result,
+                model,
+                sample=sample,
+                name=name,
+                output=filename(sample),
+                inputs=inputs,
+                device=device,
+            ),
+        )
+        for sample, image in enumerate(result.images)
+        if only_sample is None or sample == only_sample
+    ]
+
+
 @dataclass(frozen=True)
 class Sidecar:
     """What `--from-sidecar` needs to make an output again."""
@@ -105,7 +140,10 @@ def read_sidecar(path: str | Path) -> Sidecar:
             raise RepaintError(f"{path}: sidecar key {key!r} has the wrong type")
     if not isinstance(data["model"].get("model"), str):
         raise RepaintError(f"{path}: sidecar key 'model.model' is missing")
-    request = InpaintRequest.from_dict(data["options"], where=f"{path}: options")
+    try:
+        request = InpaintRequest.from_dict(data["options"], where=f"{path}: options")
+    except FieldError as error:  # named as the file names it
+        raise RepaintError(f"{path}: {error.worded(lambda name: f'options.{name}')}") from None
     if request.seed is None:
         raise RepaintError(f"{path}: options.seed is missing, so the output cannot be redone")
     if not 0 <= data["sample"] < request.num_samples:

@@ -17,7 +17,7 @@ from safetensors.torch import save
 
 from repaint.errors import RepaintError
 from repaint.io import atomic_output
-from repaint.sampler import SamplerState
+from repaint.samplers.repaint import SamplerState
 
 FORMAT = "repaint-sampler-state/1"
 

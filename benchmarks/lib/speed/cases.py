@@ -18,7 +18,7 @@ from repaint.accel import Acceleration
 from repaint.networks import unet_from_config
 from repaint.networks.diffusers_models import PixelUNet
 from repaint.prior import Prior, create_prior
-from repaint.sampler import repaint
+from repaint.samplers.repaint import repaint
 from repaint.schedule import JumpSchedule
 
 Peaks = Mapping[str, float | None]  # precision -> peak FLOP/s

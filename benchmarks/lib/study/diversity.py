@@ -19,7 +19,7 @@ from repaint.io import from_uint8, to_uint8
 from repaint.masks import generate_mask
 from repaint.pixel import PixelInpainter
 from repaint.presets import PRESETS
-from repaint.sampler import branch_costs, continue_with, repaint, repaint_until
+from repaint.samplers.repaint import branch_costs, continue_with, repaint, repaint_until
 from repaint.schedule import JumpSchedule
 
 DIVERSITY_KINDS = ("genhalf", "nn2", "ex64")  # large holes, where samples can differ

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from repaint.cli import demo, inpaint, masks, models, run, schedule, serve, train
-from repaint.errors import RepaintError
+from repaint.errors import FieldError, RepaintError
+from repaint.request import cli_flag
 from repaint.version import __version__
 
 EXIT_USER_ERROR = 2
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = _one_line_warning
         try:
             return args.handler(args)
+        except FieldError as error:  # named the command line's way: by its flag
+            print(f"repaint: error: {error.worded(cli_flag)}", file=sys.stderr)
         except RepaintError as error:
             print(f"repaint: error: {error}", file=sys.stderr)
         except OSError as error:

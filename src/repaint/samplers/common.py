@@ -1,11 +1,11 @@
-"""What the samplers of `repaint.samplers` share: the `SamplerStep` their callbacks receive,
-the network's epsilon, the time list they walk (stopping at level 0, as the reference does)
-and the output."""
+"""What every sampler shares: the denoiser they call, the `Step` their callbacks receive,
+their noise, the network's epsilon, the levels they walk (the successors stop at level 0,
+as their reference does) and the output."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -13,15 +13,55 @@ from torch import Tensor
 
 from repaint.diffusion import DiffusionTables, GaussianDiffusion, MeanType, eps_from_x0
 from repaint.errors import RepaintError
-from repaint.sampler import Denoiser, SamplingError, Step
 from repaint.schedule import Schedule, time_list
 
 Generators = torch.Generator | Sequence[torch.Generator]
 
+Denoiser = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+"""(x_t, original diffusion step per sample, class labels or None) -> the network output:
+epsilon (or x0) channels, then the variance channels of learned-variance models."""
+
+Guidance = Callable[[Tensor, Tensor, Tensor | None], Tensor]
+"""(x_t, original diffusion step per sample, class labels) -> scaled grad of log p(y | x_t)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a callback sees after each reverse step."""
+
+    index: int  # 0-based count of reverse steps (model evaluations) so far
+    total: int  # model evaluations in the whole run
+    t: int  # the respaced level this step started from
+    x: Tensor  # the sample after the step (level t - 1)
+    pred_x0: Tensor  # the (clipped) prediction of the clean image
+
+
+class SamplingError(RepaintError):
+    """The sample stopped being finite (NaN or inf), usually from a broken checkpoint."""
+
+
+def noise_source(
+    generator: torch.Generator | Sequence[torch.Generator], shape: torch.Size, device: torch.device
+) -> Callable[[], Tensor]:
+    """Standard normal draws of `shape`: from one generator, or one (1, C, H, W) per image."""
+    if isinstance(generator, torch.Generator):
+        return lambda: torch.randn(shape, generator=generator, device=generator.device).to(device)
+    generators = list(generator)
+    if len(generators) != shape[0]:
+        raise RepaintError(f"got {len(generators)} generators for a batch of {shape[0]} images")
+    one = (1, *shape[1:])
+
+    def draw() -> Tensor:
+        return torch.cat(
+            [torch.randn(one, generator=g, device=g.device).to(device) for g in generators]
+        )
+
+    return draw
+
 
 @dataclass(frozen=True)
 class SamplerStep(Step):
-    """A `repaint.sampler.Step` with the network work done so far.
+    """A `Step` with the network work done so far.
 
     `index`/`total` count reverse steps (so `index == total - 1` at the last one, as
     progress bars and previews expect); `forward` counts network calls and `backward`
@@ -78,9 +118,10 @@ def epsilon(
     return eps_from_x0(tables, x, t, out) if diffusion.mean_type is MeanType.X0 else out
 
 
-def finish(x: Tensor, image: Tensor, keep_mask: Tensor, paste: bool) -> Tensor:
-    """The reference's output `clamp(x, -1, 1)`, optionally with the known pixels pasted."""
+def finish(x: Tensor, image: Tensor, keep_mask: Tensor, paste: bool, clip: bool = True) -> Tensor:
+    """The reference's output `clamp(x, -1, 1)` (`clip` off: latents, which have no fixed
+    range), optionally with the known pixels pasted."""
     if not torch.isfinite(x).all():
         raise SamplingError("the sample became NaN/inf; the checkpoint or its config is wrong")
-    x = x.clamp(-1, 1)
+    x = x.clamp(-1, 1) if clip else x
     return torch.where(keep_mask.expand_as(x) > 0.5, image, x) if paste else x

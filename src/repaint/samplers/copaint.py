@@ -26,16 +26,19 @@ import torch
 from torch import Tensor
 
 from repaint.diffusion import DiffusionTables, GaussianDiffusion, q_step
-from repaint.sampler import Denoiser, SamplingError, Step, noise_source
 from repaint.samplers.common import (
+    Denoiser,
     Generators,
     SamplerStep,
+    SamplingError,
+    Step,
     epsilon,
     finish,
+    noise_source,
     reverse_count,
     sampler_levels,
 )
-from repaint.schedule import Schedule
+from repaint.schedule import Schedule, time_list
 
 MAX_CUTS = 200  # 0.8^200 ~ 4e-20: a search this long means a NaN objective
 
@@ -271,3 +274,26 @@ def copaint(
             x, came_down = q_step(tables, x, s, randn()), False
             lr, coef = lr / lr_decay, coef / coef_decay
     return finish(x, image, keep, paste)
+
+
+def planned_cost(
+    levels: Schedule | Sequence[int],
+    diffusion: GaussianDiffusion | None = None,
+    *,
+    iterations: int = 2,
+    adaptive: bool = True,
+    reevaluate: bool = True,
+    optimize_before_time_travel: bool = True,
+    **options: object,
+) -> tuple[int, int]:
+    """(network calls, backward passes) of one run: an optimisation at every step down (and
+    before every jump up in CoPaint-TT) with 1 + 2G calls (1 + G without `adaptive` or
+    `reevaluate`) and G backward passes. Every 0.8 cut of the step size adds one call, so
+    this is a lower bound (the run's `SamplerStep`s count exactly)."""
+    del diffusion, options
+    pairs = list(itertools.pairwise([level for level in time_list(levels) if level >= 0]))
+    down = sum(1 for t, s in pairs if s < t)
+    jumps = sum(1 for a, b in itertools.pairwise(pairs) if a[1] < a[0] and b[1] > b[0])
+    optimisations = down + (jumps if optimize_before_time_travel else 0)
+    per_call = 1 + (2 * iterations if adaptive and reevaluate else iterations)
+    return optimisations * per_call, optimisations * iterations

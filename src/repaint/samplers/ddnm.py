@@ -24,16 +24,18 @@ import torch
 from torch import Tensor
 
 from repaint.diffusion import DiffusionTables, GaussianDiffusion, q_step
-from repaint.sampler import Denoiser, Step, noise_source
 from repaint.samplers.common import (
+    Denoiser,
     Generators,
     SamplerStep,
+    Step,
     epsilon,
     finish,
+    noise_source,
     reverse_count,
     sampler_levels,
 )
-from repaint.schedule import Schedule
+from repaint.schedule import Schedule, time_list
 
 
 class DDNMStep(NamedTuple):
@@ -57,6 +59,7 @@ def ddnm_step(
     eta: float = 0.85,
     sigma_y: float = 0.0,
     labels: Tensor | None = None,
+    clip_denoised: bool = True,
 ) -> DDNMStep:
     """One DDNM step x_t -> x_s (Wang et al., Algorithm 1; the reference's float32 order).
 
@@ -65,7 +68,8 @@ def ddnm_step(
     smaller, as the reference does; 0 (its default) is plain DDNM."""
     eps = epsilon(denoiser, diffusion, tables, x, t, labels)
     abar_t, abar_s = tables.alphas_cumprod[t], tables.alphas_cumprod[s]
-    x0 = ((x - eps * (1 - abar_t).sqrt()) / abar_t.sqrt()).clamp(-1, 1)
+    x0 = (x - eps * (1 - abar_t).sqrt()) / abar_t.sqrt()
+    x0 = x0.clamp(-1, 1) if clip_denoised else x0  # latents have no fixed range
     sigma_t = (1 - abar_t**2).sqrt()  # sic: abar of the current level, squared
     noisy = sigma_t < abar_s * sigma_y
     lam = torch.where(noisy, sigma_t / (abar_s * sigma_y), torch.ones_like(sigma_t))
@@ -91,6 +95,7 @@ def ddnm(
     sigma_y: float = 0.0,
     labels: Tensor | None = None,
     paste: bool = False,
+    clip_denoised: bool = True,
     callback: Callable[[Step], None] | None = None,
 ) -> Tensor:
     """Inpaint `image` where `keep_mask` is 0 with DDNM; returns the level-0 state in [-1, 1].
@@ -100,14 +105,18 @@ def ddnm(
     (time travel as RePaint's undo step; the reference's DDNM loop does the same, DDNM's own
     code re-noises x0h instead). Draws: x_T, then one per step down and one per step up, in
     the order of the list. `paste` puts the known pixels of `image` into the output (the
-    reference does not). Callbacks get a `SamplerStep` after each step down.
+    reference does not); `clip_denoised` off (latent models) keeps x0 and the output
+    unclamped. Callbacks get a `SamplerStep` after each step down.
     """
     levels = sampler_levels(schedule, diffusion)
     tables = diffusion.tables(image.device)
     keep = keep_mask.to(device=image.device, dtype=image.dtype)
     randn = noise_source(generator, image.shape, image.device)
     total, index = reverse_count(levels), 0
-    step = partial(ddnm_step, denoiser, diffusion, tables, image, keep, labels=labels)
+    step = partial(
+        ddnm_step, denoiser, diffusion, tables, image, keep, labels=labels,
+        clip_denoised=clip_denoised,
+    )  # fmt: skip
     x = randn()
     with torch.no_grad():
         for t, s in itertools.pairwise(levels):
@@ -118,4 +127,12 @@ def ddnm(
             index += 1
             if callback is not None:
                 callback(SamplerStep(index - 1, total, t, x, pred_x0, forward=index, backward=0))
-    return finish(x, image, keep, paste)
+    return finish(x, image, keep, paste, clip_denoised)
+
+
+def planned_cost(
+    levels: Schedule | Sequence[int], diffusion: GaussianDiffusion | None = None, **options: object
+) -> tuple[int, int]:
+    """(network calls, backward passes): one call per step down to level 0."""
+    del diffusion, options
+    return reverse_count([level for level in time_list(levels) if level >= 0]), 0

@@ -42,18 +42,17 @@ from torch import Tensor
 
 from repaint.diffusion import DiffusionTables, GaussianDiffusion, linear_betas
 from repaint.errors import RepaintError
-from repaint.sampler import Denoiser, Step
 from repaint.samplers.common import (
+    Denoiser,
     Generators,
     SamplerStep,
+    Step,
     epsilon,
     finish,
     reverse_count,
     sampler_levels,
 )
 from repaint.schedule import Schedule, time_list
-
-DEFAULTS = {"lam": 1.0, "zeta": 1.0, "eta": 0.0, "sigma": 0.001, "guidance_scale": 1.0}
 
 
 def quad_levels(steps: int, num_train_timesteps: int = 1000) -> list[int]:
@@ -252,8 +251,11 @@ def diffpir(
     return finish(x, image, keep, paste)
 
 
-def planned_cost(times: Schedule | Sequence[int]) -> tuple[int, int]:
+def planned_cost(
+    times: Schedule | Sequence[int], diffusion: GaussianDiffusion | None = None, **options: object
+) -> tuple[int, int]:
     """(network calls, backward passes): one call per step down (the authors count one more,
     the discarded call at level 0)."""
+    del diffusion, options
     levels = [level for level in time_list(times) if level >= 0]
     return sum(1 for t, s in itertools.pairwise(levels) if s < t), 0

@@ -21,16 +21,18 @@ import torch
 from torch import Tensor
 
 from repaint.diffusion import DiffusionTables, GaussianDiffusion, q_step
-from repaint.sampler import Denoiser, Step, noise_source
 from repaint.samplers.common import (
+    Denoiser,
     Generators,
     SamplerStep,
+    Step,
     epsilon,
     finish,
+    noise_source,
     reverse_count,
     sampler_levels,
 )
-from repaint.schedule import Schedule
+from repaint.schedule import Schedule, time_list
 
 
 class DPSStep(NamedTuple):
@@ -128,3 +130,12 @@ def dps(
                     SamplerStep(index - 1, total, t, x, pred_x0, forward=index, backward=index)
                 )
     return finish(x, image, keep, paste)
+
+
+def planned_cost(
+    levels: Schedule | Sequence[int], diffusion: GaussianDiffusion | None = None, **options: object
+) -> tuple[int, int]:
+    """(network calls, backward passes): one of each per step down to level 0."""
+    del diffusion, options
+    down = reverse_count([level for level in time_list(levels) if level >= 0])
+    return down, down

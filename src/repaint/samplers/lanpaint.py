@@ -34,18 +34,17 @@ from torch import Tensor
 
 from repaint.diffusion import DiffusionTables, GaussianDiffusion
 from repaint.errors import RepaintError
-from repaint.sampler import Denoiser, Step, noise_source
-from repaint.samplers.common import Generators, SamplerStep, epsilon, finish, sampler_levels
+from repaint.samplers.common import (
+    Denoiser,
+    Generators,
+    SamplerStep,
+    Step,
+    epsilon,
+    finish,
+    noise_source,
+    sampler_levels,
+)
 from repaint.schedule import Schedule, time_list
-
-DEFAULTS = {
-    "n_steps": 5,
-    "lam": 5.0,
-    "step_size": 0.2,
-    "beta": 1.0,
-    "min_step_frac": 1.0,
-    "early_stop": 1,
-}
 
 
 def sigmas(diffusion: GaussianDiffusion, device: torch.device) -> Tensor:
@@ -256,13 +255,14 @@ def lanpaint(
 
 
 def planned_cost(
-    diffusion: GaussianDiffusion,
     times: Schedule | Sequence[int],
+    diffusion: GaussianDiffusion,
     *,
     n_steps: int = 5,
     step_size: float = 0.2,
     min_step_frac: float = 1.0,
     early_stop: int = 1,
+    **options: object,
 ) -> tuple[int, int]:
     """(network calls, backward passes) of one run: per denoising step 1 + its Langevin
     step count (n_steps, ramped down below MinStepFrac, 0 on the last `early_stop` steps

@@ -32,18 +32,18 @@ import torch
 from torch import Tensor
 
 from repaint.diffusion import DiffusionTables, GaussianDiffusion, linear_betas, q_step
-from repaint.sampler import Denoiser, Step, noise_source
 from repaint.samplers.common import (
+    Denoiser,
     Generators,
     SamplerStep,
+    Step,
     epsilon,
     finish,
+    noise_source,
     reverse_count,
     sampler_levels,
 )
 from repaint.schedule import Schedule, time_list
-
-DEFAULTS = {"eta": 1.0, "grad_term_weight": 1.0}
 
 
 def reference_alphas(diffusion: GaussianDiffusion, device: torch.device) -> Tensor:
@@ -163,9 +163,12 @@ def pigdm(
     return finish(x, image, keep, paste)
 
 
-def planned_cost(times: Schedule | Sequence[int]) -> tuple[int, int]:
+def planned_cost(
+    times: Schedule | Sequence[int], diffusion: GaussianDiffusion | None = None, **options: object
+) -> tuple[int, int]:
     """(network calls, backward passes): one of each per step down, including the last step
     0 -> -1 (added when the time list does not end with -1)."""
+    del diffusion, options
     levels = time_list(times)
     if levels[-1] != -1:
         levels = [*levels, -1]

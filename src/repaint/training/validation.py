@@ -27,7 +27,7 @@ from repaint.io import atomic_output, from_uint8, to_uint8, write_image
 from repaint.masks import generate_mask
 from repaint.presets import get_preset
 from repaint.prior import diffusion_from_config
-from repaint.sampler import repaint
+from repaint.samplers.repaint import repaint
 from repaint.schedule import JumpSchedule
 from repaint.training.losses import training_loss
 from repaint.version import install_hint

@@ -25,13 +25,11 @@ import numpy as np
 from PIL import Image
 
 from repaint.errors import RepaintError
-from repaint.inpainter import Progress
-from repaint.io import to_uint8
 from repaint.request import InpaintRequest
-from repaint.sidecar import make_sidecar, model_source
+from repaint.results import Progress
+from repaint.sidecar import model_source, sample_outputs
 
 PREVIEW_EVERY_S = 0.5
-FRAMES = 40  # about this many recorded steps per job, for the page's step scrubber
 FINISHED = ("done", "cancelled", "failed")
 REMEMBERED = 10_000  # ids of evicted jobs kept to answer 410
 
@@ -113,8 +111,8 @@ class Runner:
         self.waiting: list[str] = []
         self.queue: queue.Queue[str | None] = queue.Queue()  # None: stop
         self.lock = threading.Lock()
-        self.models: dict[str, Any] = {}
-        self.timings: dict[str, float | None] = {}
+        self.models: dict[tuple[str, str, bool, bool], Any] = {}
+        self.timings: dict[tuple[str, str, bool, bool], float | None] = {}
         self.loading = threading.Lock()
         self.thread = threading.Thread(target=self._work, daemon=True, name="repaint-runner")
         self.thread.start()
@@ -202,30 +200,32 @@ class Runner:
         job.error, job.finished, job.state = error, time.monotonic(), state
         self.collect()
 
-    def seconds_per_evaluation(self, name: str) -> float | None:
+    def seconds_per_evaluation(self, name: str, request: InpaintRequest) -> float | None:
         """One timed network call of model `name` on this server's device (cached), for the
         page's estimate; None where the model cannot say before it sees the image."""
+        key = (name, *loading(request))
         with self.lock:
-            known = self.timings.get(name, ...)
+            known = self.timings.get(key, ...)
         if known is not ...:
             return known
-        seconds = self.model(name).time_evaluation()
+        seconds = self.model(name, request).time_evaluation()
         with self.lock:
-            self.timings[name] = seconds
+            self.timings[key] = seconds
         return seconds
 
-    def device_of(self, name: str) -> str | None:
-        model = self.models.get(name)
-        return None if model is None else str(model.device)
-
-    def model(self, name: str):
+    def model(self, name: str, request: InpaintRequest | None = None):
+        """Model `name` loaded as `request` asks (precision, compile, layout), once."""
+        key = (name, *loading(request))
         with self.loading:  # the worker and an estimate may ask for the same model at once
-            if name not in self.models:
-                self.models[name] = self.load(name)
-            return self.models[name]
+            if key not in self.models:
+                dtype, compile, channels_last = key[1:]
+                self.models[key] = self.load(
+                    name, dtype=dtype, compile=compile, channels_last=channels_last
+                )
+            return self.models[key]
 
     def _run(self, job: WebJob) -> None:
-        inpainter = self.model(job.model)
+        inpainter = self.model(job.model, job.request)
 
         def on_step(event: Progress) -> None:
             if job.cancel.is_set():
@@ -233,32 +233,30 @@ class Runner:
             step = event.step
             job.total = step.total * event.batches
             job.step = event.batch * step.total + step.index + 1
-            every = max(1, step.total // FRAMES)
-            pixels = step.x.shape[-3] == 3  # latent models show decoded images only
-            recorded = step.index % every == 0 or step.index == step.total - 1
-            if pixels and event.batch == 0 and recorded:
-                x, x0 = png(to_uint8(step.x[0])), png(to_uint8(step.pred_x0[0]))
+            if event.frame is not None and event.batch == 0:
+                x, x0 = png(event.frame.x), png(event.frame.x0)
                 job.frames.append((step.index + 1, step.t - 1, x, x0))
             now = time.monotonic()
-            if now - job.last_preview >= PREVIEW_EVERY_S or job.step == job.total:
+            if event.pixels and (
+                now - job.last_preview >= PREVIEW_EVERY_S or job.step == job.total
+            ):
                 job.last_preview = now
-                job.preview = png(to_uint8(step.pred_x0[0]))
-                job.preview_x = png(to_uint8(step.x[0])) if pixels else None
+                preview = event.pixels()
+                job.preview, job.preview_x = png(preview.x0), png(preview.x)
 
         name = job.name or job.id
-        result = inpainter(job.image, job.keep, job.request, name=name, callback=on_step)
-        source = model_source(inpainter, job.model)
-        for sample, image in enumerate(result.images):
-            sidecar = make_sidecar(
-                result,
-                source,
-                sample=sample,
-                name=job.id,
-                output=download_name(job.id, sample, "png"),
-                inputs={"input": "upload", "mask": "painted in the browser"},
-                device=str(inpainter.device),
-            )
-            job.results.append((png(np.asarray(image)), sidecar))
+        result = inpainter(
+            job.image, job.keep, job.request, name=name, callback=on_step, record=True
+        )
+        for _, image, sidecar in sample_outputs(
+            result,
+            model_source(inpainter, job.model),
+            name=job.id,
+            filename=lambda sample: download_name(job.id, sample, "png"),
+            inputs={"input": "upload", "mask": "painted in the browser"},
+            device=str(inpainter.device),
+        ):
+            job.results.append((png(image), sidecar))
 
 
 def give_back_memory() -> None:
@@ -268,6 +266,13 @@ def give_back_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def loading(request: InpaintRequest | None) -> tuple[str, bool, bool]:
+    """The request fields a model is loaded with."""
+    if request is None:
+        return ("fp32", False, False)
+    return (request.dtype, request.compile, request.channels_last)
 
 
 def download_name(job_id: str, sample: int, extension: str) -> str:

@@ -1,12 +1,13 @@
-"""The RePaint loop (Lugmayr et al., CVPR 2022, Algorithm 1), in one place.
+"""RePaint (Lugmayr et al., CVPR 2022, Algorithm 1): the sampler this project reproduces.
 
 Every reverse step first replaces the known region of its input by the ground truth noised
 to the step's level, then takes one ancestral DDPM step over the whole image (or, with
-`eta`, a DDIM step of that stochasticity). Every forward
-step re-noises the current sample by one level, so that the next reverse steps can
-harmonise the generated region with the known one. All randomness comes from one
-`torch.Generator`, in the reference's order: `x_T`; then per reverse step the posterior
-noise followed by the known-region noise; one draw per forward step.
+`eta`, a DDIM step of that stochasticity). Every forward step re-noises the current sample
+by one level, so that the next reverse steps can harmonise the generated region with the
+known one. All randomness comes from one `torch.Generator` (or one per image), in the
+reference's order: `x_T`; then per reverse step the posterior noise followed by the
+known-region noise; one draw per forward step. A run can stop at a level and go on, also
+as several branches (`repaint_until`, `repaint(state=)`, `continue_with`).
 """
 
 from __future__ import annotations
@@ -27,29 +28,15 @@ from repaint.diffusion import (
     q_step,
 )
 from repaint.errors import RepaintError
+from repaint.samplers.common import (
+    Denoiser,
+    Guidance,
+    SamplingError,
+    Step,
+    noise_source,
+    reverse_count,
+)
 from repaint.schedule import Schedule, time_list
-
-Denoiser = Callable[[Tensor, Tensor, Tensor | None], Tensor]
-"""(x_t, original diffusion step per sample, class labels or None) -> the network output:
-epsilon (or x0) channels, then the variance channels of learned-variance models."""
-
-Guidance = Callable[[Tensor, Tensor, Tensor | None], Tensor]
-"""(x_t, original diffusion step per sample, class labels) -> scaled grad of log p(y | x_t)."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """What a callback sees after each reverse step."""
-
-    index: int  # 0-based count of reverse steps (model evaluations) so far
-    total: int  # model evaluations in the whole run
-    t: int  # the respaced level this step started from
-    x: Tensor  # the sample after the step (level t - 1)
-    pred_x0: Tensor  # the (clipped) prediction of the clean image
-
-
-class SamplingError(RepaintError):
-    """The sample stopped being finite (NaN or inf), usually from a broken checkpoint."""
 
 
 @dataclass
@@ -268,25 +255,6 @@ def _check_finite(first_bad_step: Tensor, transitions: list[tuple[int, int]], to
         )
 
 
-def noise_source(
-    generator: torch.Generator | Sequence[torch.Generator], shape: torch.Size, device: torch.device
-) -> Callable[[], Tensor]:
-    """Standard normal draws of `shape`: from one generator, or one (1, C, H, W) per image."""
-    if isinstance(generator, torch.Generator):
-        return lambda: torch.randn(shape, generator=generator, device=generator.device).to(device)
-    generators = list(generator)
-    if len(generators) != shape[0]:
-        raise RepaintError(f"got {len(generators)} generators for a batch of {shape[0]} images")
-    one = (1, *shape[1:])
-
-    def draw() -> Tensor:
-        return torch.cat(
-            [torch.randn(one, generator=g, device=g.device).to(device) for g in generators]
-        )
-
-    return draw
-
-
 def _reverse_step(
     denoiser: Denoiser,
     diffusion: GaussianDiffusion,
@@ -337,3 +305,42 @@ def classifier_guidance(classifier: Callable[[Tensor, Tensor], Tensor], scale: f
             return torch.autograd.grad(selected.sum(), x_in)[0] * scale
 
     return gradient
+
+
+def sample(
+    denoiser: Denoiser,
+    diffusion: GaussianDiffusion,
+    image: Tensor,
+    keep_mask: Tensor,
+    levels: Schedule | Sequence[int],
+    *,
+    generator: torch.Generator | Sequence[torch.Generator],
+    callback: Callable[[Step], None] | None = None,
+    paste: bool = True,
+    eta: float | None = None,
+    guidance: Guidance | None = None,
+    clip_denoised: bool = True,
+    state: SamplerState | None = None,
+    until: int | None = None,
+) -> Tensor | SamplerState:
+    """The registry's call: the whole run (from `state`, the rest of it; `paste` off: the
+    reference's raw sample), or with `until` the run down to that level, as a state."""
+    options = {
+        "generator": generator,
+        "guidance": guidance,
+        "eta": eta,
+        "clip_denoised": clip_denoised,
+        "callback": callback,
+        "state": state,
+    }
+    if until is not None:
+        return repaint_until(denoiser, diffusion, image, keep_mask, levels, level=until, **options)
+    return repaint(denoiser, diffusion, image, keep_mask, levels, raw=not paste, **options)
+
+
+def planned_cost(
+    levels: Schedule | Sequence[int], diffusion: GaussianDiffusion | None = None, **options: object
+) -> tuple[int, int]:
+    """(network calls, backward passes): one call per step down, the last to -1 included."""
+    del diffusion, options
+    return reverse_count(time_list(levels)), 0
