@@ -169,8 +169,9 @@ def render_tables(report: dict[str, Any]) -> str:
 
 
 def render_plot(report: dict[str, Any], path: Path) -> None:
-    """Accuracy (top) and fill PSNR (bottom) against wall time per image, one column per
-    mask kind, a line per sampler through its budgets, 95% intervals as bars."""
+    """Accuracy (top) and fill PSNR (bottom) against the model evaluations made per image
+    (the cost that does not depend on the machine), one column per mask kind, a line per
+    sampler through its budgets, 95% intervals as bars."""
     from matplotlib.figure import Figure
 
     kinds = report["kinds"]
@@ -184,13 +185,13 @@ def render_plot(report: dict[str, Any], path: Path) -> None:
                     (row for row in report["rows"] if row["sampler"] == name),
                     key=lambda row: row["budget"],
                 )
-                x = [row["seconds_per_image"] * 1000 for row in rows]
+                x = [row["evaluations"] for row in rows]
                 stats = [row["per_kind"][kind][metric] for row in rows]
                 y = [stat[0] for stat in stats]
                 error = [[m - lo for m, lo, _ in stats], [hi - m for m, _, hi in stats]]
                 ax.errorbar(x, y, yerr=error, marker="o", capsize=3, label=name)
             ax.set_title(f"{kind}: {'accuracy' if metric == 'accuracy' else 'fill PSNR (dB)'}")
-            ax.set_xlabel("ms per image (2 CPU cores)")
+            ax.set_xlabel("model evaluations per image")
             if metric == "accuracy":
                 ax.set_ylim(0, 1.02)
     axes[0, 0].legend(fontsize=8)
@@ -215,6 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="6 images, budget 50")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--from-json", type=Path, help="redraw tables and plot from a report")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="a report whose other rows to keep (same --images and --seed): add samplers "
+        "to it without running the others again",
+    )
     args = parser.parse_args(argv)
     if args.from_json:
         write_docs(json.loads(args.from_json.read_text()), args.out)
@@ -275,8 +282,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if args.merge:
+        report = merged(json.loads(args.merge.read_text()), report, args)
     write_docs(report, args.out)
     return 0
+
+
+def merged(old: dict[str, Any], new: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """`old`'s rows that `new` did not run, then `new`'s, in budget and registry order; the
+    runs that made them are listed."""
+    if old.get("images") != new["images"]:
+        raise SystemExit(f"--merge: {old.get('images')} images there, {new['images']} here")
+    ran = {(row["budget"], row["sampler"]) for row in new["rows"]}
+    rows = [row for row in old["rows"] if (row["budget"], row["sampler"]) not in ran]
+    order = [*SAMPLERS, *PRESET_ROWS]
+    rank = {name: i for i, name in enumerate(["repaint", *PRESET_ROWS, *order[1:]])}
+    rows = sorted(rows + new["rows"], key=lambda r: (r["budget"], rank.get(r["sampler"], 99)))
+    runs = old.get("runs") or [{"samplers": sorted({r["sampler"] for r in old["rows"]})}]
+    runs.append({"samplers": args.samplers.split(","), "budgets": new["budgets"],
+                 "argv": sys.argv[1:]})  # fmt: skip
+    budgets = sorted({*old.get("budgets", []), *new["budgets"]})
+    return {**old, "budgets": budgets, "machine": new["machine"], "rows": rows, "runs": runs}
 
 
 if __name__ == "__main__":

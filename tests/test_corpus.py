@@ -232,6 +232,67 @@ INPAINT_CASES = {
         lambda w: [*good(w), *tiny(w), "--sampler", "dps", "--branch-at", "1", "--branches", "2"],
         "--branch-at",
     ),
+    "sampler-option without a value": (
+        lambda w: [*good(w), *tiny(w), "--sampler", "ddnm", "--sampler-option", "eta"],
+        "--sampler-option: expected NAME=VALUE",
+    ),
+    "sampler-option of another sampler": (
+        lambda w: [*good(w), *tiny(w), "--sampler", "diffpir", "--sampler-option", "lambda=1"],
+        "no option 'lambda'",
+    ),
+    **{
+        f"{sampler} {option}": (
+            lambda w, s=sampler, o=option: [
+                *good(w),
+                *tiny(w),
+                "--sampler",
+                s,
+                "--sampler-option",
+                o,
+            ],
+            f"--sampler-option {option.split('=')[0]}:",
+        )
+        for sampler, option in [
+            ("diffpir", "zeta=2"),
+            ("diffpir", "lam=0"),
+            ("diffpir", "sigma=-1"),
+            ("diffpir", "eta=x"),
+            ("diffpir", "guidance_scale=nan"),
+            ("pigdm", "eta=1.5"),
+            ("pigdm", "grad_term_weight=-1"),
+            ("lanpaint", "n_steps=-1"),
+            ("lanpaint", "n_steps=1.5"),
+            ("lanpaint", "n_steps=1000"),
+            ("lanpaint", "step_size=-0.1"),
+            ("lanpaint", "beta=0"),
+            ("lanpaint", "min_step_frac=2"),
+            ("lanpaint", "early_stop=-1"),
+            ("lanpaint", "lam=inf"),
+        ]
+    },
+    **{
+        f"{sampler} with eta": (
+            lambda w, s=sampler: [*good(w), *tiny(w), "--sampler", s, "--eta", "0.5"],
+            "--eta",
+        )
+        for sampler in ("diffpir", "pigdm", "lanpaint")
+    },
+    **{
+        f"{sampler} with branching": (
+            lambda w, s=sampler: [
+                *good(w),
+                *tiny(w),
+                "--sampler",
+                s,
+                "--branch-at",
+                "1",
+                "--branches",
+                "2",
+            ],
+            f"{sampler} cannot branch",
+        )
+        for sampler in ("diffpir", "pigdm", "lanpaint")
+    },
     "extend with branching": (
         lambda w: [*good(w), *tiny(w), "--extend", "8", "--branch-at", "1", "--branches", "2"],
         "--branch-at",
@@ -645,6 +706,18 @@ digit = np.full((32, 32, 3), 200, dtype=np.uint8)
 keep = np.ones((32, 32), dtype=bool)
 keep[8:16, 8:16] = False
 API_CASES = {
+    "sampler_options a list": (
+        lambda f: f(digit, keep, sampler="ddnm", sampler_options=[1]),
+        "sampler_options: expected a mapping",
+    ),
+    "sampler_options unknown": (
+        lambda f: f(digit, keep, sampler="pigdm", sampler_options={"zeta": 1}),
+        "sampler_options: pigdm has no option 'zeta'",
+    ),
+    "lanpaint n_steps negative": (
+        lambda f: f(digit, keep, sampler="lanpaint", sampler_options={"n_steps": -2}),
+        "sampler_options.n_steps: ",
+    ),
     "image an int": (lambda f: f(5, keep), "unsupported image type"),
     "image a list": (lambda f: f([[1, 2]], keep), "unsupported image type"),
     "image path missing": (lambda f: f("/nonexistent.png", keep), "/nonexistent.png"),
