@@ -238,3 +238,18 @@ def test_the_web_runner_records_frames_of_a_latent_model(sd_folder):
         assert len(status["frames"]) == 9  # a recorded frame for each of DDNM's 9 steps
         frame = Image.open(io.BytesIO(c.get(f"/api/jobs/{job['id']}/frames/0.png").content))
         assert frame.size == (WIDTH, HEIGHT)  # decoded to pixels
+
+
+def test_the_parts_load_in_their_dtype_without_a_casting_warning(sd_folder, capfd):
+    """diffusers warns "Casting directly with `to()` can lead to inconsistent results" when a
+    model is cast after loading; its parts are loaded in their dtype instead."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inpainter = load_inpainter(sd_folder, device="cpu", dtype="bf16")
+    said = capfd.readouterr().err + " ".join(str(w.message) for w in caught)
+    assert "Casting directly" not in said and "should be kept in float32" not in said
+    prior = inpainter.prior
+    assert {p.dtype for p in prior.unet.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in prior.vae.parameters()} == {torch.bfloat16}
