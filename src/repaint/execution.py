@@ -12,7 +12,6 @@ output is made again from its sidecar.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -122,7 +121,6 @@ class Execution:
         return request_costs(self.request, self.diffusion)
 
     def run(self, layouts: list[Layout]) -> list[InpaintResult]:
-        started = time.perf_counter()
         request, samples = self.request, self.request.num_samples
         canvases = [[layout.canvas.copy() for _ in range(samples)] for layout in layouts]
         rounds = max(len(layout.windows) if layout.ordered else 1 for layout in layouts)
@@ -156,7 +154,6 @@ class Execution:
                 for chunk in chunks:
                     for image in {item.image for item in chunk}:
                         taken[image][kind] += 1
-        share = (time.perf_counter() - started) / len(layouts)
         return [
             InpaintResult(
                 images=[Image.fromarray(canvas) for canvas in canvases[i]],
@@ -165,7 +162,6 @@ class Execution:
                 windows=layout.windows,
                 model_evaluations=len(layout.windows) * costs.total(samples),
                 network_calls=taken[i][0] * costs.shared + taken[i][1] * costs.each,
-                seconds=share,
                 frames=self.frames[i] if self.hooks.record else [],
             )
             for i, layout in enumerate(layouts)
