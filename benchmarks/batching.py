@@ -34,6 +34,14 @@ def run(args: list[str]) -> float:
     return time.perf_counter() - started
 
 
+def outputs(folder: Path) -> dict[str, bytes]:
+    """Every image a run wrote, by its path under the output folder (none is an error)."""
+    found = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+    if not found:
+        raise SystemExit(f"{folder}: the run wrote no images")
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -48,10 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, extra in (("shared batches", []), ("--batch-size 1", ["--batch-size", "1"])):
             out = work / f"{name.replace(' ', '_')}_{repeat}"
             times[name].append(run([*common, *extra, "--out", str(out)]))
-    identical = all(
-        (work / "shared_batches_0" / png.name).read_bytes() == png.read_bytes()
-        for png in (work / "--batch-size_1_0").glob("*.png")
-    )
+    identical = outputs(work / "shared_batches_0") == outputs(work / "--batch-size_1_0")
     medians = {name: statistics.median(values) for name, values in times.items()}
     report: dict[str, Any] = {
         "command": command_line("benchmarks/batching.py", argv),

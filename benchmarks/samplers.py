@@ -36,6 +36,7 @@ import torch
 if not __package__:  # run as `python benchmarks/samplers.py`: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.lib.hardware import cpu_name
 from benchmarks.lib.metrics import item_scores, train_classifier
 from benchmarks.lib.reports import machine_info, save_figure, write_json, write_text
 from benchmarks.lib.runner import chunks
@@ -300,7 +301,7 @@ def merged(old: dict[str, Any], new: dict[str, Any], args: argparse.Namespace) -
     rows = sorted(rows + new["rows"], key=lambda r: (r["budget"], rank.get(r["sampler"], 99)))
     runs = old.get("runs") or [{"samplers": sorted({r["sampler"] for r in old["rows"]})}]
     runs.append({"samplers": args.samplers.split(","), "budgets": new["budgets"],
-                 "argv": sys.argv[1:]})  # fmt: skip
+                 "argv": sys.argv[1:], "cpu": cpu_name()})  # fmt: skip
     budgets = sorted({*old.get("budgets", []), *new["budgets"]})
     return {**old, "budgets": budgets, "machine": new["machine"], "rows": rows, "runs": runs}
 
