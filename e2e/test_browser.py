@@ -333,6 +333,37 @@ def test_a_long_run_asks_first_and_one_over_the_limit_is_refused(page, digit):
     assert f"limit of {LIMIT:,}" in page.text_content("#error")
 
 
+# Holds back the server's answer to every cost request for one sample, as a busy server or
+# network may, and counts the answers it has let through.
+SLOW_ESTIMATES = """
+window.heldBack = 0;
+const realFetch = window.fetch;
+window.fetch = async (url, init) => {
+  const response = await realFetch(url, init);
+  if (String(url).endsWith("/api/estimate") && JSON.parse(init.body).num_samples === 1) {
+    await new Promise((done) => setTimeout(done, 1500));
+    window.heldBack += 1;
+  }
+  return response;
+};
+"""
+
+
+def test_a_late_answer_for_older_settings_does_not_hide_the_refusal(page, digit):
+    """Answers can arrive out of order: the cost shown is that of the settings last chosen."""
+    page.add_init_script(SLOW_ESTIMATES)
+    page.reload()
+    path, _ = digit
+    open_image(page, path)
+    page.wait_for_function("window.heldBack >= 1")  # the first estimate, on loading
+    set_schedule(page, 300, 10, 10)  # three slow answers for 1 sample: 2,890 evaluations
+    page.fill("#samples", "8")  # a fast refusal: 23,120 > 20,000
+    page.dispatch_event("#samples", "change")
+    page.wait_for_function("window.heldBack >= 4", timeout=10_000)
+    assert f"limit of {LIMIT:,}" in page.text_content("#error")
+    assert page.text_content("#evaluations") == "-"
+
+
 def test_branch_three_variations_then_use_a_result_as_input(page, digit, tmp_path):
     path, original = digit
     open_image(page, path)

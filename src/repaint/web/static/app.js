@@ -135,17 +135,26 @@ function options() {
   };
 }
 const duration = (s) => s < 90 ? `${Math.ceil(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`;
-let estimated = null;
+let estimates = 0; // requests sent: only the newest one's answer is shown
+/** Asks the server what the settings cost, shows it unless a later change has asked again
+ * (answers can arrive out of order), and returns it (null when refused). */
 async function updateEstimate() {
+  const mine = ++estimates;
   try {
-    estimated = await api("/api/estimate", { method: "POST",
+    const estimate = await api("/api/estimate", { method: "POST",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify(options()) });
-    $("evaluations").textContent = estimated.evaluations.toLocaleString("en");
-    $("estimate").textContent = estimated.seconds == null ? ""
-      : `(about ${duration(estimated.seconds)} per window on ${estimated.device})`;
-    fail("");
+    if (mine === estimates) {
+      $("evaluations").textContent = estimate.evaluations.toLocaleString("en");
+      $("estimate").textContent = estimate.seconds == null ? ""
+        : `(about ${duration(estimate.seconds)} per window on ${estimate.device})`;
+      fail("");
+    }
+    return estimate;
   } catch (error) {
-    estimated = null; $("evaluations").textContent = "-"; $("estimate").textContent = ""; fail(error.message);
+    if (mine === estimates) {
+      $("evaluations").textContent = "-"; $("estimate").textContent = ""; fail(error.message);
+    }
+    return null;
   }
 }
 function applyPreset() {
@@ -166,10 +175,10 @@ async function run() {
   fail("");
   if (!editor.loaded) return fail("Choose an image first.");
   if (!editor.painted() && !extendSides()) return fail("Paint the area to fill first (or extend the image).");
-  await updateEstimate();
-  if (!estimated) return;
-  if (estimated.confirm && !window.confirm(
-    `This run takes about ${duration(estimated.seconds)} per window on ${estimated.device}. Run it?`)) return;
+  const estimate = await updateEstimate();
+  if (!estimate) return;
+  if (estimate.confirm && !window.confirm(
+    `This run takes about ${duration(estimate.seconds)} per window on ${estimate.device}. Run it?`)) return;
   const image = await new Promise((done) => editor.photo.toBlob(done, "image/png"));
   try {
     await runs.submit(options(), image, await editor.blob(), { parent });
