@@ -323,8 +323,9 @@ def test_a_long_run_asks_first_and_one_over_the_limit_is_refused(page, digit):
     set_schedule(page, 100, 10, 10)
     page.wait_for_function("document.querySelector('#evaluations').textContent === '910'")
     page.dismiss = True
-    page.click("#run")
-    page.wait_for_timeout(500)
+    with page.expect_event("dialog"):  # asked once the estimate is back, however slow
+        page.click("#run")
+    page.wait_for_timeout(500)  # time for a run that must not start
     assert len(page.dialogs) == 1 and page.text_content("#status").startswith("Image")  # not run
     set_schedule(page, 300, 10, 10)
     page.fill("#samples", "8")  # 8 x 2,890 = 23,120 > 20,000
