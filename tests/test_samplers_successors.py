@@ -1,8 +1,14 @@
 """DiffPIR, PiGDM and LanPaint against vectors recorded from their authors' code
 (`tests/golden_samplers/README.md`), and their invariants on small random networks.
 
-Recorded on one CPU thread and reproduced bit for bit (every golden comparison is
-`torch.equal`), so these tests pin one thread as `test_samplers_golden.py` does.
+Recorded on one thread of an Intel Xeon (AVX-512, no AMX). With one thread, on a CPU whose
+float32 arithmetic rounds as the recording machine's did, every array is reproduced bit for
+bit (`torch.equal`), so these tests pin one thread as `test_samplers_golden.py` does. Another
+CPU rounds differently: on an AMD EPYC the network's first epsilon moves by 3e-6 and a square
+root of the tables by one float32 step, and the runs carry that along (to 2.4e-4 at the end
+of LanPaint's, 79 times the first step's). So the `drift` fixture measures this CPU against
+the recording first: where it is 0 every comparison is exact; otherwise each array must lie
+within `GAIN` times the drift (relative to its size), five times the largest growth seen.
 """
 
 from __future__ import annotations
@@ -64,10 +70,36 @@ def tensor(golden, key, i=None):
     return torch.from_numpy(np.ascontiguousarray(value))
 
 
-def assert_equal(ours, golden, key, i=None):
+GAIN = 400
+ULP = 2.0**-23  # one float32 step at 1: the least drift a differing CPU can show
+
+
+def assert_equal(ours, golden, key, i=None, *, drift=0.0):
+    """Bit for bit where this CPU computes as the recording's did (`drift` 0), otherwise
+    within GAIN x drift, relative to the array's size where that exceeds 1."""
     theirs = tensor(golden, key, i)
-    error = float((ours.reshape(theirs.shape) - theirs).abs().max())
-    assert torch.equal(ours.reshape(theirs.shape), theirs), f"{key}[{i}]: {error}"
+    ours = ours.reshape(theirs.shape)
+    error = float((ours - theirs).abs().max())
+    if drift == 0:
+        assert torch.equal(ours, theirs), f"{key}[{i}]: {error}"
+    else:
+        bound = GAIN * max(drift, ULP) * max(1.0, float(theirs.abs().max()))
+        assert error <= bound, f"{key}[{i}]: {error} > {bound} (drift {drift})"
+
+
+@pytest.fixture(scope="module")
+def drift(prior) -> float:
+    """How far this CPU is from the recording machine: the largest difference of DiffPIR's
+    tables and of the network's epsilon at its first recorded step (0: the same bits)."""
+    golden, conf = load("diffpir")
+    diffusion, image, keep = diffpir_setup(prior, golden)
+    ref, levels = reference_tables(diffusion, CPU), sorted(golden["levels"].tolist())
+    step = diffpir_teacher_forced(prior, diffusion, image, keep, golden, conf, 0)
+    pairs = [(ref.sqrt_abar, golden["sqrt_alphas_cumprod"][levels]),
+             (ref.sqrt_1m_abar, golden["sqrt_1m_alphas_cumprod"][levels]),
+             (step.eps, golden["model_eps"][:1])]  # fmt: skip
+    return max(float((ours.reshape(theirs.shape) - torch.from_numpy(theirs)).abs().max())
+               for ours, theirs in pairs)  # fmt: skip
 
 
 # DiffPIR ------------------------------------------------------------------------------
@@ -80,7 +112,7 @@ def diffpir_setup(prior, golden):
     return diffusion, image, keep
 
 
-def test_diffpir_levels_tables_and_draws_are_the_authors(prior):
+def test_diffpir_levels_tables_and_draws_are_the_authors(prior, drift):
     golden, conf = load("diffpir")
     diffusion, _, _ = diffpir_setup(prior, golden)
     levels = golden["levels"].tolist()
@@ -88,46 +120,55 @@ def test_diffpir_levels_tables_and_draws_are_the_authors(prior):
     assert diffusion.timestep_map == sorted(levels)
     ref = reference_tables(diffusion, CPU)
     assert ref.exact
-    assert_equal(ref.sqrt_abar, {"t": golden["sqrt_alphas_cumprod"][sorted(levels)]}, "t")
-    assert_equal(ref.sqrt_1m_abar, {"t": golden["sqrt_1m_alphas_cumprod"][sorted(levels)]}, "t")
-    assert_equal(ref.beta, {"t": golden["betas"][sorted(levels)]}, "t")
+    assert_equal(
+        ref.sqrt_abar, {"t": golden["sqrt_alphas_cumprod"][sorted(levels)]}, "t", drift=drift
+    )
+    assert_equal(
+        ref.sqrt_1m_abar, {"t": golden["sqrt_1m_alphas_cumprod"][sorted(levels)]}, "t", drift=drift
+    )
+    assert_equal(ref.beta, {"t": golden["betas"][sorted(levels)]}, "t", drift=drift)
     generator = torch.Generator().manual_seed(int(golden["seed"]))
     randn = channels_last_noise(generator, (1, 3, 32, 32), CPU)
     for k in range(len(golden["noise"])):
         assert_equal(randn(), golden, "noise", k)
 
 
-def test_diffpir_every_step_teacher_forced(prior):
+def diffpir_teacher_forced(prior, diffusion, image, keep, golden, conf, i):
+    """Our step i from their recorded input x and draws."""
+    tables, ref = diffusion.tables(CPU), reference_tables(diffusion, CPU)
+    t, s = golden["reverse_t"][i], golden["reverse_t_next"][i]
+    level_t, level_s = (diffusion.timestep_map.index(int(v)) for v in (t, s))
+    draws = tensor(golden, "noise")[golden["noise_event"] == i]  # posterior (unused), z1, z2
+    hyper = conf["hyperparameters"]
+    return diffpir_step(
+        prior.denoise, diffusion, tables, ref, image, keep, tensor(golden, "model_x", i),
+        level_t, level_s, draws[1], draws[2], lam=hyper["lambda_"], zeta=hyper["zeta"],
+        eta=hyper["eta"], sigma=conf["sigma (noise level of y)"],
+        guidance_scale=hyper["guidance_scale"],
+    )  # fmt: skip
+
+
+def test_diffpir_every_step_teacher_forced(prior, drift):
     golden, conf = load("diffpir")
     diffusion, image, keep = diffpir_setup(prior, golden)
-    tables, ref = diffusion.tables(CPU), reference_tables(diffusion, CPU)
-    noise = tensor(golden, "noise")
-    hyper = conf["hyperparameters"]
-    for i, (t, s) in enumerate(zip(golden["reverse_t"], golden["reverse_t_next"], strict=True)):
-        level_t, level_s = (diffusion.timestep_map.index(int(v)) for v in (t, s))
-        draws = noise[golden["noise_event"] == i]  # posterior (unused), z1, z2
-        x = tensor(golden, "model_x", i)
-        step = diffpir_step(
-            prior.denoise, diffusion, tables, ref, image, keep, x, level_t, level_s,
-            draws[1], draws[2], lam=hyper["lambda_"], zeta=hyper["zeta"], eta=hyper["eta"],
-            sigma=conf["sigma (noise level of y)"], guidance_scale=hyper["guidance_scale"],
-        )  # fmt: skip
-        assert_equal(step.eps, golden, "model_eps", i)
-        assert_equal(step.net_x0, golden, "model_x0", i)
-        assert_equal(step.pred_x0, golden, "reverse_x0_data", i)
-        assert_equal(step.x, golden, "reverse_samples", i)
+    for i in range(len(golden["reverse_t"])):
+        step = diffpir_teacher_forced(prior, diffusion, image, keep, golden, conf, i)
+        assert_equal(step.eps, golden, "model_eps", i, drift=drift)
+        assert_equal(step.net_x0, golden, "model_x0", i, drift=drift)
+        assert_equal(step.pred_x0, golden, "reverse_x0_data", i, drift=drift)
+        assert_equal(step.x, golden, "reverse_samples", i, drift=drift)
 
 
-def test_diffpir_end_to_end(prior):
+def test_diffpir_end_to_end(prior, drift):
     golden, conf = load("diffpir")
     diffusion, image, keep = diffpir_setup(prior, golden)
     times = list(range(diffusion.num_timesteps - 1, -1, -1))
     generator, steps = torch.Generator().manual_seed(int(golden["seed"])), []
     out = diffpir(prior.denoise, diffusion, image, keep, times, generator=generator,
                   callback=steps.append)  # fmt: skip
-    assert_equal(out, golden, "final_sample")
+    assert_equal(out, golden, "final_sample", drift=drift)
     for i, step in enumerate(steps):
-        assert_equal(step.x, golden, "reverse_samples", i)
+        assert_equal(step.x, golden, "reverse_samples", i, drift=drift)
     assert (steps[-1].forward, steps[-1].backward) == diffpir_cost(times)
     assert steps[-1].forward == conf["model_calls"] - 1  # their discarded call at level 0
     expected = torch.Generator().manual_seed(int(golden["seed"]))
@@ -140,18 +181,18 @@ def test_diffpir_end_to_end(prior):
 # PiGDM --------------------------------------------------------------------------------
 
 
-def test_pigdm_tables_and_draws_are_the_authors(prior):
+def test_pigdm_tables_and_draws_are_the_authors(prior, drift):
     golden, conf = load("pigdm")
     diffusion = prior.diffusion(f"ddim{len(conf['ts'])}")
     assert diffusion.timestep_map == conf["ts"]
     index = np.concatenate([[0], np.array(conf["ts"]) + 1])
-    assert_equal(reference_alphas(diffusion, CPU), {"a": golden["alphas"][index]}, "a")
+    assert_equal(reference_alphas(diffusion, CPU), {"a": golden["alphas"][index]}, "a", drift=drift)
     generator = torch.Generator().manual_seed(int(golden["seed"]))
     for k in range(len(golden["noise"])):
         assert_equal(torch.randn((1, 3, 32, 32), generator=generator), golden, "noise", k)
 
 
-def test_pigdm_every_step_teacher_forced(prior):
+def test_pigdm_every_step_teacher_forced(prior, drift):
     golden, conf = load("pigdm")
     diffusion = prior.diffusion(f"ddim{len(conf['ts'])}")
     tables, alphas = diffusion.tables(CPU), reference_alphas(diffusion, CPU)
@@ -165,15 +206,15 @@ def test_pigdm_every_step_teacher_forced(prior):
             tensor(golden, "noise", i + 1), eta=conf["algo"]["eta"],
             grad_term_weight=conf["algo"]["grad_term_weight"],
         )  # fmt: skip
-        assert_equal(step.eps, golden, "reverse_eps", i)
-        assert_equal(step.raw_x0, golden, "reverse_x0_raw", i)
-        assert_equal(step.pred_x0, golden, "reverse_pred_xstart", i)
-        assert_equal(step.guidance, golden, "reverse_grad", i)
-        assert_equal(step.x, golden, "reverse_samples", i)
+        assert_equal(step.eps, golden, "reverse_eps", i, drift=drift)
+        assert_equal(step.raw_x0, golden, "reverse_x0_raw", i, drift=drift)
+        assert_equal(step.pred_x0, golden, "reverse_pred_xstart", i, drift=drift)
+        assert_equal(step.guidance, golden, "reverse_grad", i, drift=drift)
+        assert_equal(step.x, golden, "reverse_samples", i, drift=drift)
         x = tensor(golden, "reverse_samples", i)
 
 
-def test_pigdm_end_to_end(prior):
+def test_pigdm_end_to_end(prior, drift):
     golden, conf = load("pigdm")
     diffusion = prior.diffusion(f"ddim{len(conf['ts'])}")
     image, keep = tensor(golden, "gt"), tensor(golden, "gt_keep_mask")[:, :1].contiguous()
@@ -181,9 +222,9 @@ def test_pigdm_end_to_end(prior):
     generator, steps = torch.Generator().manual_seed(int(golden["seed"])), []
     out = pigdm(prior.denoise, diffusion, image, keep, times, generator=generator,
                 callback=steps.append)  # fmt: skip
-    assert_equal(out, golden, "final_sample")
+    assert_equal(out, golden, "final_sample", drift=drift)
     for i, step in enumerate(steps):
-        assert_equal(step.x, golden, "reverse_samples", i)
+        assert_equal(step.x, golden, "reverse_samples", i, drift=drift)
     assert (steps[-1].forward, steps[-1].backward) == pigdm_cost(times)
     assert steps[-1].forward == conf["model_calls"] == conf["backward_passes"]
     assert_consumed(generator, golden)
@@ -205,11 +246,11 @@ def lanpaint_setup(prior, golden):
     return diffusion, tensor(golden, "gt"), tensor(golden, "gt_keep_mask")
 
 
-def test_lanpaint_every_denoising_step_teacher_forced(prior):
+def test_lanpaint_every_denoising_step_teacher_forced(prior, drift):
     golden, conf = load("lanpaint")
     diffusion, image, keep = lanpaint_setup(prior, golden)
     table, tables = sigmas(diffusion, CPU), diffusion.tables(CPU)
-    assert_equal(table[1:].flip(0), {"s": golden["sigmas"][:-1]}, "s")
+    assert_equal(table[1:].flip(0), {"s": golden["sigmas"][:-1]}, "s", drift=drift)
     noise = tensor(golden, "noise")
     z = noise[0]
     node = conf["node_defaults (LanPaint_KSampler)"]
@@ -222,20 +263,20 @@ def test_lanpaint_every_denoising_step_teacher_forced(prior):
             lam=node["Lambda"], step_size=node["StepSize"], beta=node["Beta"],
             min_step_frac=node["MinStepFrac"],
         )  # fmt: skip
-        assert_equal(step.pred_x0, golden, "outer_denoised", i)
-        assert_equal(step.x, golden, "outer_x_out", i)
+        assert_equal(step.pred_x0, golden, "outer_denoised", i, drift=drift)
+        assert_equal(step.x, golden, "outer_x_out", i, drift=drift)
         assert step.calls == 1 + int(golden["inner_steps"][i])
         assert next(draws, None) is None
 
 
-def test_lanpaint_end_to_end(prior):
+def test_lanpaint_end_to_end(prior, drift):
     golden, conf = load("lanpaint")
     diffusion, image, keep = lanpaint_setup(prior, golden)
     times = list(range(diffusion.num_timesteps - 1, -1, -1))
     generator, steps = torch.Generator().manual_seed(int(golden["seed"])), []
     out = lanpaint(prior.denoise, diffusion, image, keep, times, generator=generator,
                    callback=steps.append)  # fmt: skip
-    assert_equal(out, golden, "final_sample")
+    assert_equal(out, golden, "final_sample", drift=drift)
     assert steps[-1].forward == conf["model_calls"] == lanpaint_cost(times, diffusion)[0]
     assert [s.t for s in steps] == golden["levels"].tolist()
     assert_consumed(generator, golden)
