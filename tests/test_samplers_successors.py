@@ -72,6 +72,7 @@ def tensor(golden, key, i=None):
 
 GAIN = 400
 ULP = 2.0**-23  # one float32 step at 1: the least drift a differing CPU can show
+ROUNDING = 1e-4  # a drift above this is no CPU's rounding (3e-6 measured) but a bug
 
 
 def assert_equal(ours, golden, key, i=None, *, drift=0.0):
@@ -98,8 +99,20 @@ def drift(prior) -> float:
     pairs = [(ref.sqrt_abar, golden["sqrt_alphas_cumprod"][levels]),
              (ref.sqrt_1m_abar, golden["sqrt_1m_alphas_cumprod"][levels]),
              (step.eps, golden["model_eps"][:1])]  # fmt: skip
-    return max(float((ours.reshape(theirs.shape) - torch.from_numpy(theirs)).abs().max())
-               for ours, theirs in pairs)  # fmt: skip
+    value = max(float((ours.reshape(theirs.shape) - torch.from_numpy(theirs)).abs().max())
+                for ours, theirs in pairs)  # fmt: skip
+    assert value < ROUNDING, f"{value}: more than another CPU's rounding, so a real difference"
+    return value
+
+
+def assert_table(ours, theirs, drift):
+    """A table is one float32 operation deep: exact, or within two float32 steps where this
+    CPU rounds otherwise (whatever the network's drift)."""
+    theirs = torch.from_numpy(theirs)
+    if drift == 0:
+        assert torch.equal(ours, theirs)
+    else:
+        torch.testing.assert_close(ours, theirs, rtol=2 * ULP, atol=0)
 
 
 # DiffPIR ------------------------------------------------------------------------------
@@ -120,13 +133,9 @@ def test_diffpir_levels_tables_and_draws_are_the_authors(prior, drift):
     assert diffusion.timestep_map == sorted(levels)
     ref = reference_tables(diffusion, CPU)
     assert ref.exact
-    assert_equal(
-        ref.sqrt_abar, {"t": golden["sqrt_alphas_cumprod"][sorted(levels)]}, "t", drift=drift
-    )
-    assert_equal(
-        ref.sqrt_1m_abar, {"t": golden["sqrt_1m_alphas_cumprod"][sorted(levels)]}, "t", drift=drift
-    )
-    assert_equal(ref.beta, {"t": golden["betas"][sorted(levels)]}, "t", drift=drift)
+    assert_table(ref.sqrt_abar, golden["sqrt_alphas_cumprod"][sorted(levels)], drift)
+    assert_table(ref.sqrt_1m_abar, golden["sqrt_1m_alphas_cumprod"][sorted(levels)], drift)
+    assert_table(ref.beta, golden["betas"][sorted(levels)], drift)
     generator = torch.Generator().manual_seed(int(golden["seed"]))
     randn = channels_last_noise(generator, (1, 3, 32, 32), CPU)
     for k in range(len(golden["noise"])):
@@ -186,7 +195,7 @@ def test_pigdm_tables_and_draws_are_the_authors(prior, drift):
     diffusion = prior.diffusion(f"ddim{len(conf['ts'])}")
     assert diffusion.timestep_map == conf["ts"]
     index = np.concatenate([[0], np.array(conf["ts"]) + 1])
-    assert_equal(reference_alphas(diffusion, CPU), {"a": golden["alphas"][index]}, "a", drift=drift)
+    assert_table(reference_alphas(diffusion, CPU), golden["alphas"][index], drift)
     generator = torch.Generator().manual_seed(int(golden["seed"]))
     for k in range(len(golden["noise"])):
         assert_equal(torch.randn((1, 3, 32, 32), generator=generator), golden, "noise", k)
@@ -250,7 +259,7 @@ def test_lanpaint_every_denoising_step_teacher_forced(prior, drift):
     golden, conf = load("lanpaint")
     diffusion, image, keep = lanpaint_setup(prior, golden)
     table, tables = sigmas(diffusion, CPU), diffusion.tables(CPU)
-    assert_equal(table[1:].flip(0), {"s": golden["sigmas"][:-1]}, "s", drift=drift)
+    assert_table(table[1:].flip(0), golden["sigmas"][:-1], drift)
     noise = tensor(golden, "noise")
     z = noise[0]
     node = conf["node_defaults (LanPaint_KSampler)"]
